@@ -1,0 +1,21 @@
+// Module entry: every family of system calls registers its functions (see src/native/addon.ts).
+#include <napi.h>
+
+#include "binding.h"
+
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  tsrun::InitProcess(env, exports);
+  tsrun::InitClone(env, exports);
+  tsrun::InitNamespaces(env, exports);
+  tsrun::InitMounts(env, exports);
+  tsrun::InitPrivileges(env, exports);
+  tsrun::InitCapabilities(env, exports);
+  tsrun::InitFds(env, exports);
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(tsrun, Init)

@@ -1,0 +1,28 @@
+{
+  "targets": [
+    {
+      "target_name": "tsrun",
+      "sources": [
+        "addon/addon.cc",
+        "addon/args.cc",
+        "addon/async.cc",
+        "addon/capabilities.cc",
+        "addon/clone.cc",
+        "addon/clone_child.cc",
+        "addon/clone_parent.cc",
+        "addon/errors.cc",
+        "addon/fds.cc",
+        "addon/mounts.cc",
+        "addon/namespaces.cc",
+        "addon/pre_exec.cc",
+        "addon/privileges.cc",
+        "addon/process.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra"]
+    }
+  ]
+}

@@ -1,0 +1,58 @@
+// Building the engine config the wrapper hands to tsrun-starter, from the parsed command line.
+import * as crypto from 'node:crypto';
+import * as path from 'node:path';
+import type { CommonConfig } from '../engines/config';
+import { Action, BindSpec, parseBindSpec, TsrunEngineConfig } from '../engines/tsrun/config';
+
+export interface ContainerOptions {
+  bind?: string[];
+  writable?: boolean;
+  contain?: boolean;
+  pid?: boolean;
+  ipc?: boolean;
+  uts?: boolean;
+  hostname?: string;
+  pwd?: string;
+}
+
+/** -B values, repeated or comma-separated. */
+export function parseBinds(values: string[] = []): BindSpec[] {
+  return values.flatMap((v) => v.split(',')).filter((v) => v !== '').map((spec) => {
+    const bind = parseBindSpec(spec);
+    return { ...bind, source: path.resolve(bind.source) };
+  });
+}
+
+/** The host environment for the payload: as the user has it, minus the launcher's own changes. */
+export function hostEnvironment(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
+  const saved = out.TSRUN_HOST_NODE_EXTRA_CA_CERTS;
+  delete out.TSRUN_HOST_NODE_EXTRA_CA_CERTS;
+  if (saved !== undefined) out.NODE_EXTRA_CA_CERTS = saved;
+  return out;
+}
+
+export function newContainerID(): string {
+  return crypto.randomBytes(8).toString('hex');
+}
+
+export function buildEngineConfig(action: Action, image: string, args: string[],
+  opts: ContainerOptions): CommonConfig {
+  const engineConfig: TsrunEngineConfig = {
+    image: path.resolve(image),
+    action,
+    args,
+    env: hostEnvironment(),
+    cwd: process.cwd(),
+    pwd: opts.pwd,
+    binds: parseBinds(opts.bind),
+    writable: opts.writable ?? false,
+    contain: opts.contain ?? false,
+    pidNamespace: opts.pid ?? false,
+    utsNamespace: (opts.uts ?? false) || opts.hostname !== undefined,
+    ipcNamespace: opts.ipc ?? false,
+    hostname: opts.hostname,
+  };
+  return { engineName: 'tsrun', containerID: newContainerID(), engineConfig };
+}

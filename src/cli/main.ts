@@ -1,0 +1,83 @@
+#!/usr/bin/env node
+// The tsrun CLI (the wrapper): parses the command line, builds the engine config and execs
+// tsrun-starter with it on an inherited fd. Runs on the host, as the user.
+import * as fs from 'node:fs';
+import { Command, CommanderError, Option } from 'commander';
+import { errorMessage } from '../common/errors';
+import { writeStderr } from '../common/log';
+import type { Action } from '../engines/tsrun/config';
+import { buildEngineConfig, ContainerOptions } from './config';
+import { execStarter, setLogLevel } from './starter';
+
+const VERSION = (require('../../../package.json') as { version: string }).version;
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function containerCommand(program: Command, name: Action, summary: string): Command {
+  const cmd = program.command(name).description(summary)
+    .passThroughOptions()
+    .option('-B, --bind <spec>', 'bind a host path: src[:dst[:ro|rw]] (repeat or comma-separate)',
+      collect)
+    .option('-w, --writable', 'mount a sandbox directory image read-write')
+    .option('-c, --contain', 'minimal /dev, and empty /tmp, /var/tmp and home in the session dir')
+    .option('-p, --pid', 'run in a new pid namespace')
+    .option('-i, --ipc', 'run in a new ipc namespace')
+    .option('--uts', 'run in a new uts namespace')
+    .option('--hostname <name>', 'set the hostname (implies --uts)')
+    .option('--pwd <dir>', 'working directory inside the container');
+  return cmd;
+}
+
+function run(action: Action, image: string, args: string[], opts: ContainerOptions): void {
+  execStarter(buildEngineConfig(action, image, args, opts));
+}
+
+function buildProgram(): Command {
+  const program = new Command('tsrun')
+    .description('Run programs in container images, the way Singularity does')
+    .enablePositionalOptions()
+    .addOption(new Option('-d, --debug', 'print debug records of every stage'))
+    .addOption(new Option('-v, --verbose', 'print verbose records (mounts, namespaces, calls)'))
+    .addOption(new Option('-q, --quiet', 'print errors only'))
+    .addOption(new Option('--log-format <format>', 'log record format').choices(['pretty', 'json']))
+    .hook('preSubcommand', (cmd) => setLogLevel(cmd.opts()))
+    .exitOverride();
+
+  containerCommand(program, 'exec', 'run a command inside a container')
+    .usage('[options] IMAGE COMMAND [ARGS...]')
+    .argument('<image>').argument('<command>').argument('[args...]')
+    .action((image: string, cmd: string, args: string[], opts: ContainerOptions) =>
+      run('exec', image, [cmd, ...args], opts));
+  containerCommand(program, 'run', "run the image's runscript")
+    .usage('[options] IMAGE [ARGS...]')
+    .argument('<image>').argument('[args...]')
+    .action((image: string, args: string[], opts: ContainerOptions) =>
+      run('run', image, args, opts));
+  containerCommand(program, 'shell', 'run a shell inside a container')
+    .usage('[options] IMAGE')
+    .argument('<image>')
+    .action((image: string, opts: ContainerOptions) => run('shell', image, [], opts));
+  program.command('version').description('print the version').action(() => {
+    fs.writeSync(1, `tsrun version ${VERSION}\n`);
+  });
+  for (const cmd of program.commands) cmd.exitOverride();
+  return program;
+}
+
+function main(): void {
+  try {
+    buildProgram().parse(process.argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ||
+        err.code === 'commander.help';
+      process.exit(ok ? 0 : 255);
+    }
+    writeStderr(`tsrun: ${errorMessage(err)}\n`);
+    process.exit((err as { exitCode?: number }).exitCode ?? 255);
+  }
+}
+
+main();

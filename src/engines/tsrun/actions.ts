@@ -1,0 +1,60 @@
+// What stage 2 execs for each action, the way Singularity runs images: for an image with
+// Singularity's layout (/.singularity.d), a small /bin/sh script sources the image's env/*.sh in
+// order and then runs the command, the runscript (/singularity as a fallback) or a shell. An image
+// without that layout runs the command directly.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { TsrunError } from '../../common/errors';
+import type { Action } from './config';
+
+const SOURCE_ENV = 'for f in /.singularity.d/env/*.sh; do [ -f "$f" ] && . "$f"; done; ';
+
+const SCRIPTS: Record<Action, string> = {
+  exec: `${SOURCE_ENV}exec "$@"`,
+  run: `${SOURCE_ENV}` +
+    'if [ -x /.singularity.d/runscript ]; then exec /.singularity.d/runscript "$@"; fi; ' +
+    'if [ -x /singularity ]; then exec /singularity "$@"; fi; ' +
+    'echo "tsrun: no runscript in the image, running /bin/sh" >&2; exec /bin/sh "$@"',
+  shell: `${SOURCE_ENV}exec /bin/sh "$@"`,
+};
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Finds a command like execvp does, in the container's PATH. */
+export function lookPath(cmd: string, pathVar: string): string {
+  if (cmd.includes('/')) {
+    if (isExecutable(cmd)) return cmd;
+    throw new TsrunError(`exec '${cmd}': no such executable file in the container`, 'ENOENT');
+  }
+  for (const dir of pathVar.split(':')) {
+    const file = path.posix.join(dir === '' ? '.' : dir, cmd);
+    if (isExecutable(file)) return file;
+  }
+  throw new TsrunError(`exec '${cmd}': executable file not found in $PATH`, 'ENOENT');
+}
+
+/** The program and argv stage 2 execs for an action, inside the container's root. */
+export function actionCommand(action: Action, args: string[], pathVar: string):
+  { file: string; argv: string[] } {
+  const layout = fs.existsSync('/.singularity.d') && isExecutable('/bin/sh');
+  if (layout) {
+    return { file: '/bin/sh', argv: ['/bin/sh', '-c', SCRIPTS[action], `tsrun-${action}`, ...args] };
+  }
+  if (action === 'exec') {
+    if (args.length === 0) throw new TsrunError('exec: no command given', 'EINVAL');
+    return { file: lookPath(args[0], pathVar), argv: args };
+  }
+  if (action === 'run') {
+    for (const runscript of ['/.singularity.d/runscript', '/singularity']) {
+      if (isExecutable(runscript)) return { file: runscript, argv: [runscript, ...args] };
+    }
+  }
+  return { file: '/bin/sh', argv: ['/bin/sh', ...args] };
+}

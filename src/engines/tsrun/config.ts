@@ -1,0 +1,115 @@
+// The tsrun engine's config: what the wrapper asks for (image, action, binds, flags) and what
+// stage 1 adds (the user's identity, the image's kind). It travels as the `engineConfig` part of
+// the engine config.
+import { usageError } from '../../common/errors';
+
+export type Action = 'exec' | 'run' | 'shell';
+
+export interface BindSpec {
+  source: string;
+  destination: string;
+  readonly: boolean;
+}
+
+export interface UserInfo {
+  uid: number;
+  gid: number;
+  name: string;
+  gecos: string;
+  home: string;
+  shell: string;
+  /** Supplementary groups (the primary group included), with their names on the host. */
+  groups: { gid: number; name: string }[];
+}
+
+export interface TsrunEngineConfig {
+  image: string;
+  action: Action;
+  /** exec: the command and its arguments; run: arguments for the runscript; shell: shell args. */
+  args: string[];
+  /** The host environment the payload starts from. */
+  env: Record<string, string>;
+  /** The wrapper's working directory on the host. */
+  cwd: string;
+  /** --pwd: the working directory inside the container. */
+  pwd?: string;
+  binds: BindSpec[];
+  writable: boolean;
+  contain: boolean;
+  pidNamespace: boolean;
+  utsNamespace: boolean;
+  ipcNamespace: boolean;
+  hostname?: string;
+  /** Filled in by stage 1. */
+  user?: UserInfo;
+  sessionDir?: string;
+}
+
+type Obj = Record<string, unknown>;
+
+function field<T>(obj: Obj, name: string, check: (v: unknown) => boolean, what: string): T {
+  const value = obj[name];
+  if (!check(value)) throw usageError(`engine config: ${name} must be ${what}`);
+  return value as T;
+}
+
+const isString = (v: unknown): boolean => typeof v === 'string';
+const isBool = (v: unknown): boolean => typeof v === 'boolean';
+const isAbsolute = (v: unknown): boolean => typeof v === 'string' && v.startsWith('/');
+const isStringArray = (v: unknown): boolean => Array.isArray(v) && v.every(isString);
+const optional = (check: (v: unknown) => boolean) => (v: unknown) => v === undefined || check(v);
+
+function isEnv(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && Object.values(v).every(isString);
+}
+
+function parseBind(value: unknown, index: number): BindSpec {
+  if (typeof value !== 'object' || value === null) {
+    throw usageError(`engine config: binds[${index}] must be an object`);
+  }
+  const obj = value as Obj;
+  return {
+    source: field(obj, 'source', isAbsolute, `an absolute path (binds[${index}])`),
+    destination: field(obj, 'destination', isAbsolute, `an absolute path (binds[${index}])`),
+    readonly: field(obj, 'readonly', isBool, `a boolean (binds[${index}])`),
+  };
+}
+
+/** Checks the shape of a tsrun engine config; returns it typed. */
+export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
+  const obj = value as Obj;
+  const action = field<Action>(obj, 'action', (v) => v === 'exec' || v === 'run' || v === 'shell',
+    "'exec', 'run' or 'shell'");
+  const binds = field<unknown[]>(obj, 'binds', Array.isArray, 'an array');
+  return {
+    image: field(obj, 'image', isAbsolute, 'an absolute path'),
+    action,
+    args: field(obj, 'args', isStringArray, 'an array of strings'),
+    env: field(obj, 'env', isEnv, 'an object of strings'),
+    cwd: field(obj, 'cwd', isAbsolute, 'an absolute path'),
+    pwd: field(obj, 'pwd', optional(isAbsolute), 'an absolute path'),
+    binds: binds.map(parseBind),
+    writable: field(obj, 'writable', isBool, 'a boolean'),
+    contain: field(obj, 'contain', isBool, 'a boolean'),
+    pidNamespace: field(obj, 'pidNamespace', isBool, 'a boolean'),
+    utsNamespace: field(obj, 'utsNamespace', isBool, 'a boolean'),
+    ipcNamespace: field(obj, 'ipcNamespace', isBool, 'a boolean'),
+    hostname: field(obj, 'hostname', optional(isString), 'a string'),
+    user: obj.user as UserInfo | undefined,
+    sessionDir: field(obj, 'sessionDir', optional(isAbsolute), 'an absolute path'),
+  };
+}
+
+/** Parses one -B/--bind value: src[:dst[:ro|rw]]. */
+export function parseBindSpec(spec: string): BindSpec {
+  const parts = spec.split(':');
+  if (parts.length > 3 || parts[0] === '') throw usageError(`bind '${spec}': expected src[:dst[:ro|rw]]`);
+  const [source, destination = source, mode = 'rw'] = parts;
+  if (mode !== 'ro' && mode !== 'rw') {
+    throw usageError(`bind '${spec}': unknown option '${mode}' (expected ro or rw)`);
+  }
+  if (!destination.startsWith('/')) {
+    throw usageError(`bind '${spec}': destination '${destination}' must be an absolute path`);
+  }
+  return { source, destination, readonly: mode === 'ro' };
+}

@@ -1,0 +1,130 @@
+// Stage 1 of the tsrun engine: checks the request (image, binds, flags) on the host and decides the
+// starter config: namespaces, target ids, capabilities. Runs on the host, as the caller.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { usageError } from '../../common/errors';
+import { addon } from '../../native/addon';
+import { CAPABILITIES } from '../../native/constants';
+import type { StarterConfig } from '../config';
+import type { TsrunEngineConfig, UserInfo } from './config';
+
+/** Where every container mounts its session tmpfs, in its own mount namespace. */
+export const DEFAULT_SESSION_DIR = '/var/lib/tsrun/mnt/session';
+
+function statOrFail(file: string, what: string): fs.Stats {
+  try {
+    return fs.statSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw usageError(`${what} '${file}' does not exist`);
+    throw usageError(`${what} '${file}': ${code ?? (err as Error).message}`);
+  }
+}
+
+function checkImage(image: string): void {
+  const st = statOrFail(image, 'image');
+  if (!st.isDirectory()) {
+    throw usageError(`image '${image}' is not a directory (only sandbox directories are supported)`);
+  }
+}
+
+function hasDotDot(p: string): boolean {
+  return p.split('/').includes('..');
+}
+
+function checkBinds(cfg: TsrunEngineConfig): void {
+  for (const bind of cfg.binds) {
+    statOrFail(bind.source, 'bind source');
+    if (hasDotDot(bind.destination)) {
+      throw usageError(`bind destination '${bind.destination}' must not contain '..'`);
+    }
+  }
+  if (cfg.pwd !== undefined && hasDotDot(cfg.pwd)) {
+    throw usageError(`--pwd '${cfg.pwd}' must not contain '..'`);
+  }
+}
+
+/** Group names from the host's /etc/group, by gid. */
+function hostGroupNames(): Map<number, string> {
+  const names = new Map<number, string>();
+  let text = '';
+  try {
+    text = fs.readFileSync('/etc/group', 'utf8');
+  } catch {
+    return names;
+  }
+  for (const line of text.split('\n')) {
+    const [name, , gid] = line.split(':');
+    if (name && gid !== undefined && !names.has(Number(gid))) names.set(Number(gid), name);
+  }
+  return names;
+}
+
+/** Gecos from the host's /etc/passwd (os.userInfo does not give it). */
+function hostGecos(uid: number): string {
+  try {
+    const line = fs.readFileSync('/etc/passwd', 'utf8').split('\n')
+      .find((l) => l.split(':')[2] === String(uid));
+    return line?.split(':')[4] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+export function currentUser(): UserInfo {
+  const info = os.userInfo();
+  const gid = process.getgid!();
+  const names = hostGroupNames();
+  const gids = [gid, ...process.getgroups!().filter((g) => g !== gid)];
+  return {
+    uid: info.uid,
+    gid,
+    name: info.username,
+    gecos: hostGecos(info.uid),
+    home: info.homedir,
+    shell: info.shell ?? '/bin/sh',
+    groups: gids.map((g) => ({ gid: g, name: names.get(g) ?? String(g) })),
+  };
+}
+
+/** Every capability of this process's bounding set: never ask for one outside it. */
+export function boundingCapabilities(): string[] {
+  const last = Math.min(addon().capLast(), CAPABILITIES.length - 1);
+  const caps: string[] = [];
+  for (let cap = 0; cap <= last; cap++) {
+    if (addon().capBoundingRead(cap)) caps.push(CAPABILITIES[cap]);
+  }
+  return caps;
+}
+
+/** Fills in the starter config for a container run as root. */
+export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): void {
+  if (process.getuid!() !== 0) {
+    throw usageError('running as a non-root user needs the user-namespace mode: not supported yet');
+  }
+  checkImage(cfg.image);
+  checkBinds(cfg);
+  cfg.image = path.resolve(cfg.image);
+  cfg.user = currentUser();
+  cfg.sessionDir ??= DEFAULT_SESSION_DIR;
+  if (cfg.hostname !== undefined) cfg.utsNamespace = true;
+
+  starter.namespaces = {
+    mnt: true,
+    pid: cfg.pidNamespace,
+    uts: cfg.utsNamespace,
+    ipc: cfg.ipcNamespace,
+  };
+  starter.targetUID = cfg.user.uid;
+  starter.targetGIDs = cfg.user.groups.map((g) => g.gid);
+  const caps = boundingCapabilities();
+  starter.capabilities = {
+    bounding: caps,
+    effective: caps,
+    permitted: caps,
+    inheritable: [],
+    ambient: [],
+  };
+  starter.noNewPrivs = false;
+}

@@ -1,0 +1,102 @@
+// startProcess of the tsrun engine. Runs in stage 2, inside the container (its root already
+// changed by the RPC server), as root until the ids and capabilities below are applied on this
+// thread right before execve.
+import * as path from 'node:path';
+import { TsrunError } from '../../common/errors';
+import { addon, CapSets } from '../../native/addon';
+import { CAPABILITIES } from '../../native/constants';
+import type { CapabilityConfig, StarterConfig } from '../config';
+import { actionCommand } from './actions';
+import type { TsrunEngineConfig } from './config';
+
+/** The PATH of the container, whatever the host's is. */
+export const CONTAINER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** The payload's environment: the host's, with the container's PATH and tsrun's variables. */
+export function buildEnvironment(cfg: TsrunEngineConfig): Record<string, string> {
+  const env: Record<string, string> = { ...cfg.env };
+  env.PATH = CONTAINER_PATH;
+  if (cfg.user !== undefined) env.HOME = cfg.user.home;
+  const name = path.basename(cfg.image);
+  for (const prefix of ['TSRUN', 'SINGULARITY']) {
+    env[`${prefix}_CONTAINER`] = cfg.image;
+    env[`${prefix}_NAME`] = name;
+  }
+  if (cfg.action === 'shell') env.PS1 = 'tsrun> ';
+  return env;
+}
+
+function tryChdir(dir: string): boolean {
+  try {
+    process.chdir(dir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** --pwd, else the host's working directory when the container has it, else home, else '/'. */
+export function enterWorkingDirectory(cfg: TsrunEngineConfig): string {
+  if (cfg.pwd !== undefined) {
+    if (!tryChdir(cfg.pwd)) {
+      throw new TsrunError(`--pwd '${cfg.pwd}': no such directory in the container`, 'ENOENT');
+    }
+    return cfg.pwd;
+  }
+  for (const dir of [cfg.cwd, cfg.user?.home ?? '/', '/']) {
+    if (tryChdir(dir)) return dir;
+  }
+  return '/';
+}
+
+function capNumber(name: string): number {
+  const bit = (CAPABILITIES as readonly string[]).indexOf(name);
+  if (bit < 0) throw new TsrunError(`unknown capability '${name}'`, 'EINVAL');
+  return bit;
+}
+
+function capMask(names: string[]): bigint {
+  return names.reduce((mask, name) => mask | (1n << BigInt(capNumber(name))), 0n);
+}
+
+/** Drops from the bounding set every capability the config does not keep. */
+function applyBounding(caps: CapabilityConfig): void {
+  const keep = capMask(caps.bounding);
+  const last = addon().capLast();
+  for (let cap = 0; cap <= last; cap++) {
+    if ((keep & (1n << BigInt(cap))) === 0n && addon().capBoundingRead(cap)) {
+      addon().capBoundingDrop(cap);
+    }
+  }
+}
+
+/** Groups, gid, uid (keeping capabilities across the uid change), then the capability sets. */
+export function applyIdentity(starter: StarterConfig): void {
+  const caps = starter.capabilities;
+  applyBounding(caps);
+  const gid = starter.targetGIDs[0];
+  addon().setgroups(starter.targetGIDs);
+  if (gid !== undefined) addon().setresgid(gid, gid, gid);
+  addon().setKeepCaps(true);
+  addon().setresuid(starter.targetUID, starter.targetUID, starter.targetUID);
+  addon().setKeepCaps(false);
+  const sets: CapSets = {
+    effective: capMask(caps.effective),
+    permitted: capMask(caps.permitted),
+    inheritable: capMask(caps.inheritable),
+  };
+  addon().capset(sets);
+  addon().capAmbientClearAll();
+  for (const name of caps.ambient) addon().capAmbientRaise(capNumber(name));
+  if (starter.noNewPrivs) addon().setNoNewPrivs();
+}
+
+/** Sets up the payload's process and execs it; returns only by throwing. */
+export function startProcess(cfg: TsrunEngineConfig, starter: StarterConfig): never {
+  const env = buildEnvironment(cfg);
+  enterWorkingDirectory(cfg);
+  const cmd = actionCommand(cfg.action, cfg.args, env.PATH);
+  applyIdentity(starter);
+  const envp = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  return addon().execve(cmd.file, cmd.argv, envp);
+}

@@ -1,0 +1,86 @@
+// The starter's sequence (DESIGN.md, "Order of events"): stage 1, the container process, then as
+// master: createContainer through the RPC server, start stage 2, postStartProcess,
+// monitorContainer, cleanupContainer. Returns the container's exit code (128 + N for signal N).
+import * as net from 'node:net';
+import { ErrorData, fromErrorData, TsrunError, withContext } from '../common/errors';
+import { log, LogRecord } from '../common/log';
+import { readMessages } from '../common/messages';
+import { Engine, newEngine } from '../engines';
+import type { StarterConfig } from '../engines/config';
+import { parseCommonConfig } from '../engines/config';
+import { addon } from '../native/addon';
+import { RpcClient } from '../rpc/client';
+import { startContainer, StartedContainer } from './container';
+import { SignalForwarder } from './signals';
+import { runStage1 } from './stage1';
+
+type Stage2Message = { type: 'log'; record: LogRecord } | { type: 'error'; error: ErrorData };
+
+/** Sends stage 2 its start message; resolves when it exec'd the payload (or died). */
+function startStage2(c: StartedContainer, engine: Engine, starter: StarterConfig): Promise<void> {
+  const sock = new net.Socket({ fd: c.masterFd, readable: true, writable: true });
+  return new Promise((resolve, reject) => {
+    let failure: TsrunError | undefined;
+    readMessages(sock, (m) => {
+      const msg = m as Stage2Message;
+      if (msg.type === 'log') log().emit(msg.record);
+      else if (msg.type === 'error') failure = fromErrorData(msg.error, 'stage 2');
+    }, (err) => {
+      sock.destroy();
+      if (failure !== undefined || err !== undefined) reject(failure ?? err);
+      else resolve();
+    });
+    sock.write(`${JSON.stringify({ type: 'start', engineConfig: engine.common,
+      starterConfig: starter })}\n`);
+  });
+}
+
+async function createContainer(c: StartedContainer, engine: Engine): Promise<void> {
+  const sock = new net.Socket({ fd: c.rpcFd, readable: true, writable: true });
+  const rpc = new RpcClient(sock);
+  try {
+    await engine.ops.createContainer(c, rpc);
+  } finally {
+    await rpc.close();
+  }
+}
+
+async function killContainer(c: StartedContainer): Promise<void> {
+  try {
+    process.kill(c.pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+  await addon().waitPidfd(c.pidfd);
+}
+
+function exitCode(status: { code: number | null; signal: number | null }): number {
+  return status.signal !== null ? 128 + status.signal : status.code ?? 255;
+}
+
+/** Runs one container from a serialized engine config. */
+export async function runStarter(bytes: Buffer, signals: SignalForwarder): Promise<number> {
+  const cid = parseCommonConfig(bytes).containerID;
+  log().setContainerID(cid);
+  newEngine(bytes);
+  const prepared = await runStage1(bytes.toString(), cid);
+  const engine = newEngine(JSON.stringify(prepared.engineConfig));
+  const starter = prepared.starterConfig;
+  const c = await startContainer(engine.common.engineName, cid, starter);
+  process.title = 'tsrun: master';
+  log().setStage('master');
+  try {
+    if (c.rpcFd >= 0) await withContext('creating the container', () => createContainer(c, engine));
+    await engine.ops.preStartProcess?.(c);
+    await startStage2(c, engine, starter);
+  } catch (err) {
+    await killContainer(c);
+    await engine.ops.cleanupContainer();
+    throw err;
+  }
+  signals.payloadStarted();
+  await engine.ops.postStartProcess(c);
+  const status = await engine.ops.monitorContainer(c, signals);
+  await engine.ops.cleanupContainer();
+  return exitCode(status);
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+// Stage 2: the container process. Cloned by the starter into the container's namespaces, it starts
+// while the RPC server (its child) builds the container. It loads all it needs first (the RPC
+// server's pivot_root changes the root under it), then waits for the master's start message and
+// for the RPC server to exit, then runs the engine's startProcess, which execs the payload.
+// Failures go to the master as data on the master socket (fd 3) before exiting; its log records
+// too, since pino cannot be loaded once the root has changed.
+//
+// Debugging: run with TSRUN_LOG_LEVEL=debug; `ps` shows it as 'tsrun: stage2' until the exec.
+import { toErrorData, TsrunError } from '../common/errors';
+import { initLog, LogRecord, writeStderr } from '../common/log';
+import { readMessageSync, writeMessageSync } from '../common/messages';
+import type { StarterConfig } from '../engines/config';
+import { newEngine, preloadEngine } from '../engines';
+import { addon } from '../native/addon';
+
+interface StartMessage {
+  type: 'start';
+  engineConfig: unknown;
+  starterConfig: StarterConfig;
+}
+
+const fd = Number(process.env.TSRUN_STAGE_FD ?? 3);
+
+function send(message: unknown): void {
+  try {
+    writeMessageSync(fd, message);
+  } catch {
+    // The master is gone; pdeathsig ends this process anyway.
+  }
+}
+
+function readStart(): StartMessage {
+  const msg = readMessageSync(fd) as StartMessage | null;
+  if (msg === null) throw new TsrunError('the master closed the connection before start', 'EPIPE');
+  if (msg.type !== 'start') throw new TsrunError(`unexpected message '${msg.type}'`, 'EPROTO');
+  return msg;
+}
+
+/** The RPC server is this process's only child: reap it and check it succeeded. */
+function reapRpcServer(): void {
+  if (process.env.TSRUN_RPC !== '1') return;
+  const status = addon().waitPid(-1);
+  if (status.code !== 0) {
+    const how = status.signal !== null ? `signal ${status.signal}` : `code ${status.code}`;
+    throw new TsrunError(`the RPC server failed (${how})`, 'ECHILD');
+  }
+}
+
+async function main(): Promise<void> {
+  process.title = 'tsrun: stage2';
+  // The master socket must not reach the payload: its closing on exec tells the master it worked.
+  addon().setCloexec(fd, true);
+  initLog('stage2', process.env.TSRUN_CID ?? '', (record: LogRecord) =>
+    send({ type: 'log', record }));
+  preloadEngine(process.env.TSRUN_ENGINE ?? 'tsrun');
+  const start = readStart();
+  reapRpcServer();
+  const engine = newEngine(JSON.stringify(start.engineConfig));
+  await engine.ops.startProcess({ fd, starterConfig: start.starterConfig });
+}
+
+main().catch((err) => {
+  send({ type: 'error', error: toErrorData(err) });
+  if (process.env.TSRUN_STAGE_FD === undefined) writeStderr(`tsrun: stage2: ${String(err)}\n`);
+  process.exit(255);
+});

@@ -1,0 +1,142 @@
+// tsrun run as a user runs it, as root, on the project's busybox image and a Debian rootfs.
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BUSYBOX, DEBIAN, hostMounts, requireImage, tsrun, tsrunAsync, tsrunProcesses }
+  from '../helpers/run';
+
+describe('tsrun exec on the Debian rootfs', function () {
+  before(function () {
+    requireImage(this, DEBIAN, 'run scripts/make-debian-rootfs.sh');
+  });
+
+  it("prints Debian's /etc/os-release", () => {
+    const r = tsrun(['exec', DEBIAN, 'cat', '/etc/os-release']);
+    expect(r.stderr).to.equal('');
+    expect(r.stdout).to.match(/^PRETTY_NAME="Debian GNU\/Linux 12 \(bookworm\)"/m);
+    expect(r.status).to.equal(0);
+  });
+
+  it('sees the calling user in /etc/passwd and runs as that user', () => {
+    const r = tsrun(['exec', DEBIAN, 'sh', '-c', 'id -u; grep "^root:" /etc/passwd']);
+    expect(r.stdout).to.equal('0\nroot:x:0:0:root:/root:/bin/bash\n');
+  });
+});
+
+describe('tsrun exec on the busybox image', function () {
+  let before: string[];
+  let scratch: string;
+
+  this.beforeAll(function () {
+    requireImage(this, BUSYBOX, 'run scripts/setup.sh');
+    scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-e2e-'));
+  });
+  this.afterAll(() => {
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    before = hostMounts();
+  });
+  afterEach(() => {
+    expect(hostMounts(), 'host mounts after the run').to.deep.equal(before);
+    expect(tsrunProcesses(), 'tsrun processes after the run').to.deep.equal([]);
+  });
+
+  it('exits with the payload exit code', () => {
+    expect(tsrun(['exec', BUSYBOX, 'sh', '-c', 'exit 7']).status).to.equal(7);
+  });
+
+  it('exits 143 when the payload is killed by SIGTERM', () => {
+    expect(tsrun(['exec', BUSYBOX, 'sh', '-c', 'kill -TERM $$']).status).to.equal(143);
+  });
+
+  it('passes stdin to the payload', () => {
+    expect(tsrun(['exec', BUSYBOX, 'cat'], { input: 'hi\n' }).stdout).to.equal('hi\n');
+  });
+
+  it('ends with 143 soon after tsrun gets SIGTERM', async () => {
+    let sent = 0;
+    const run = tsrunAsync(['exec', BUSYBOX, 'sh', '-c', 'echo ready; exec sleep 100'],
+      (out, pid) => {
+        if (sent === 0 && out.includes('ready')) {
+          sent = Date.now();
+          process.kill(pid, 'SIGTERM');
+        }
+      });
+    const r = await run.done;
+    expect(r.status).to.equal(143);
+    expect(Date.now() - sent).to.be.below(1000);
+  });
+
+  it('delivers SIGUSR1 sent to tsrun to a trap in the payload', async () => {
+    let readySeen = false;
+    const run = tsrunAsync(['exec', BUSYBOX, 'sh', '-c',
+      'trap "echo got-usr1; exit 3" USR1; echo ready; while :; do sleep 0.05; done'],
+    (out, pid) => {
+      if (!readySeen && out.includes('ready')) {
+        readySeen = true;
+        process.kill(pid, 'SIGUSR1');
+      }
+    });
+    const r = await run.done;
+    expect(r.stdout).to.equal('ready\ngot-usr1\n');
+    expect(r.status).to.equal(3);
+  });
+
+  it('lists host files through -B src:dst', () => {
+    fs.writeFileSync(path.join(scratch, 'hello.txt'), 'x');
+    const r = tsrun(['exec', '-B', `${scratch}:/mnt`, BUSYBOX, 'ls', '/mnt']);
+    expect(r.stdout).to.equal('hello.txt\n');
+  });
+
+  it('makes a :ro bind read-only and creates a missing destination in a layer', () => {
+    const r = tsrun(['exec', '-B', `${scratch}:/new/dir:ro`, BUSYBOX, 'sh', '-c',
+      'touch /new/dir/f 2>/dev/null && echo writable || echo read-only']);
+    expect(r.stdout).to.equal('read-only\n');
+    expect(fs.existsSync(path.join(BUSYBOX, 'new'))).to.equal(false);
+  });
+
+  it('shows the minimal /dev with --contain', () => {
+    const r = tsrun(['exec', '--contain', BUSYBOX, 'ls', '/dev']);
+    expect(r.stdout.split('\n').filter((l) => l !== '')).to.have.members(['fd', 'full', 'null',
+      'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero']);
+  });
+
+  it('runs the payload as pid 1 with --pid', () => {
+    expect(tsrun(['exec', '--pid', BUSYBOX, 'sh', '-c', 'echo $$']).stdout).to.equal('1\n');
+  });
+
+  it('sets the hostname with --hostname', () => {
+    expect(tsrun(['exec', '--hostname', 'box', BUSYBOX, 'hostname']).stdout).to.equal('box\n');
+  });
+
+  it("keeps the host's working directory, and uses --pwd when given", () => {
+    expect(tsrun(['exec', BUSYBOX, 'pwd'], { cwd: scratch }).stdout).to.equal(`${scratch}\n`);
+    expect(tsrun(['exec', '--pwd', '/etc', BUSYBOX, 'pwd']).stdout).to.equal('/etc\n');
+  });
+
+  it("passes the host environment with the container's PATH", () => {
+    const env = { ...process.env, TSRUN_TEST_VALUE: 'a b\nc=d' };
+    const r = tsrun(['exec', BUSYBOX, 'sh', '-c', 'printf "%s|%s" "$TSRUN_TEST_VALUE" "$PATH"'],
+      { env });
+    expect(r.stdout).to.equal(
+      'a b\nc=d|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+  });
+
+  it('keeps the image read-only unless --writable', () => {
+    const r = tsrun(['exec', BUSYBOX, 'sh', '-c', 'touch /x 2>/dev/null && echo rw || echo ro']);
+    expect(r.stdout).to.equal('ro\n');
+  });
+
+  it('shows the master and the payload while running, and no other stage', async () => {
+    let seen: string[] = [];
+    const run = tsrunAsync(['exec', BUSYBOX, 'sh', '-c', 'echo ready; exec sleep 3'], (out) => {
+      if (out.includes('ready') && seen.length === 0) seen = tsrunProcesses();
+    });
+    const r = await run.done;
+    expect(r.status).to.equal(0);
+    expect(seen).to.have.length(1);
+    expect(seen[0]).to.match(/tsrun: master/);
+  });
+});

@@ -1,0 +1,80 @@
+// Helpers for the end-to-end tests: run the tsrun CLI as a user would, find the test images, and
+// check that a run leaves nothing behind.
+import { spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '..', '..', '..');
+export const TSRUN = path.join(ROOT, 'bin', 'tsrun');
+export const STARTER = path.join(ROOT, 'bin', 'tsrun-starter');
+export const BUSYBOX = process.env.TSRUN_TEST_BUSYBOX ?? path.join(ROOT, 'images', 'busybox');
+export const DEBIAN = process.env.TSRUN_TEST_DEBIAN ?? '/var/cache/tsrun-test/debian-bookworm';
+
+export interface Result {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function tsrun(args: string[], opts: { input?: string; cwd?: string;
+  env?: NodeJS.ProcessEnv } = {}): Result {
+  const r: SpawnSyncReturns<string> = spawnSync(TSRUN, args, { encoding: 'utf8',
+    input: opts.input ?? '', cwd: opts.cwd ?? '/', env: opts.env ?? process.env, timeout: 60000 });
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Starts tsrun in the background; resolves with its result when it exits. */
+export function tsrunAsync(args: string[], onStdout?: (text: string, pid: number) => void):
+  { pid: number; done: Promise<Result> } {
+  const child = spawn(TSRUN, args, { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+    onStdout?.(stdout, child.pid!);
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const done = new Promise<Result>((resolve) => child.on('close', (status, signal) =>
+    resolve({ status, signal, stdout, stderr })));
+  return { pid: child.pid!, done };
+}
+
+export function hostMounts(): string[] {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
+    .map((l) => l.split(' ').slice(3, 5).join(' ')).sort();
+}
+
+/** Processes whose command line names a tsrun stage or entry script. */
+export function tsrunProcesses(): string[] {
+  const out: string[] = [];
+  for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (/tsrun: |dist\/src\/(stage1|stage2|rpc|master)\//.test(cmd)) out.push(`${pid} ${cmd}`);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+/** Skips the suite when `image` is missing, saying what to run. */
+export function requireImage(ctx: Mocha.Context, image: string, how: string): void {
+  if (!fs.existsSync(path.join(image, 'bin'))) {
+    console.log(`      skipped: image ${image} is missing (${how})`);
+    ctx.skip();
+  }
+}
+
+export function waitFor(cond: () => boolean, ms: number): Promise<void> {
+  const start = Date.now();
+  return new Promise((resolve, reject) => {
+    const tick = () => {
+      if (cond()) return resolve();
+      if (Date.now() - start > ms) return reject(new Error('timed out'));
+      setTimeout(tick, 20);
+    };
+    tick();
+  });
+}
