@@ -2,7 +2,7 @@
 // What the benchmarks share: the environment their children run in and how a failure is shown.
 'use strict';
 
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const path = require('node:path');
 
 const REPO = path.resolve(__dirname, '..');
@@ -31,4 +31,36 @@ function firstLine(cmd, args) {
   return r.status === 0 ? r.stdout.split('\n')[0].trim() : `${cmd}: ${failure(r)}`;
 }
 
-module.exports = { REPO, TSRUN, ENV, failure, firstLine };
+// Children alive now, so an interrupted benchmark can stop them before it cleans up.
+const running = new Set();
+
+/**
+ * Runs ARGV to its end without blocking the event loop (so Ctrl-C is handled at once); resolves
+ * with what failure() reads. stdout is discarded.
+ * @param {string[]} argv
+ * @returns {Promise<{error?: Error, signal: string | null, status: number | null, stderr: string}>}
+ */
+function run(argv, timeoutMs = 0) {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0], argv.slice(1), { env: ENV, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    const timer = timeoutMs ? setTimeout(() => child.kill('SIGKILL'), timeoutMs) : null;
+    running.add(child);
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', (error) => resolve({ error, signal: null, status: null, stderr }));
+    child.on('close', (status, signal) => {
+      running.delete(child);
+      if (timer) clearTimeout(timer);
+      resolve({ status, signal, stderr });
+    });
+  });
+}
+
+/** Kills the children run() started and waits until they are gone. */
+async function stopChildren() {
+  const gone = [...running].map((c) => new Promise((r) => c.once('close', r)));
+  for (const child of running) child.kill('SIGKILL');
+  await Promise.all(gone);
+}
+
+module.exports = { REPO, TSRUN, ENV, failure, firstLine, run, stopChildren };

@@ -15,7 +15,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
-const { REPO, TSRUN, ENV, failure, firstLine } = require('./lib.js');
+const { REPO, TSRUN, ENV, failure, firstLine, run, stopChildren } = require('./lib.js');
 const { reportMemory } = require('./memory.js');
 
 // runc and crun keep state per container id; one id per benchmark run, removed at the end.
@@ -45,33 +45,52 @@ function rootfsList(opts) {
 
 /** An OCI bundle in DIR whose config runs /bin/true on ROOTFS, read-only, without a terminal. */
 function makeBundle(dir, rootfs) {
-  const out = spawnSync('runc', ['spec', '--bundle', dir], { env: ENV, encoding: 'utf8' });
-  if (out.status !== 0) throw new Error(`runc spec: ${failure(out)}`);
+  // runc spec's default config, or crun's when runc is missing.
+  const spec = (rt) => spawnSync(rt, ['spec'], { cwd: dir, env: ENV, encoding: 'utf8' });
+  const made = [spec('runc'), spec('crun')];
+  if (made.every((r) => r.status !== 0)) throw new Error(`runc spec: ${failure(made[0])}`);
   const file = path.join(dir, 'config.json');
-  const spec = JSON.parse(fs.readFileSync(file, 'utf8'));
-  spec.root = { path: rootfs, readonly: true };
-  spec.process.terminal = false;
-  spec.process.args = ['/bin/true'];
+  const config = JSON.parse(fs.readFileSync(file, 'utf8'));
+  config.root = { path: rootfs, readonly: true };
+  config.process.terminal = false;
+  config.process.args = ['/bin/true'];
   // tsrun exec and bwrap keep the host's network; a new net namespace would cost runc and crun
   // time that the others do not spend.
-  spec.linux.namespaces = spec.linux.namespaces.filter((ns) => ns.type !== 'network');
-  fs.writeFileSync(file, JSON.stringify(spec, null, 2));
+  config.linux.namespaces = config.linux.namespaces.filter((ns) => ns.type !== 'network');
+  fs.writeFileSync(file, JSON.stringify(config, null, 2));
 }
 
 function peers(rootfs, bundle, state) {
-  const oci = (rt, ...flags) => [rt, '--root', `${state}/${rt}`, ...flags, 'run', '-b', bundle, ID];
-  return [
+  const oci = (rt) => [rt, '--root', `${state}/${rt}`, 'run', '--bundle', bundle, ID];
+  const list = [
     { name: 'tsrun exec', argv: [TSRUN, 'exec', rootfs, '/bin/true'] },
-    { name: 'runc run', argv: oci('runc') },
-    { name: 'crun run', argv: oci('crun') },
-    // Neither tsrun exec nor bwrap makes a cgroup; crun can skip it too (runc cannot), which
-    // shows what cgroup set-up costs, and works on hosts where crun rejects the cgroup layout.
-    { name: 'crun nocg', argv: oci('crun', '--cgroup-manager=disabled') },
+    { name: 'runc run', argv: oci('runc'), oci: true },
+    { name: 'crun run', argv: oci('crun'), oci: true },
     {
       name: 'bwrap',
       argv: ['bwrap', '--ro-bind', rootfs, '/', '--proc', '/proc', '--dev', '/dev', '/bin/true'],
     },
     { name: 'node -e 0', argv: ['node', '-e', '0'] },
+  ];
+  if (hybridCgroups()) list.splice(3, 0, ...cgroupV1Rows(oci('crun')));
+  return list;
+}
+
+/** Whether the host mounts cgroup v1 hierarchies and a cgroup2 one beside them. */
+function hybridCgroups() {
+  const info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+  return / \/sys\/fs\/cgroup\/unified .* - cgroup2 /.test(info);
+}
+
+// crun refuses a hybrid cgroup layout whose cgroup2 part has controllers. Run it where that part
+// is unmounted (a private mount namespace), so it sees plain cgroup v1 as runc does, and time
+// that wrapper alone too, so its cost can be subtracted.
+function cgroupV1Rows(crunArgv) {
+  const v1 = (cmd) => ['unshare', '-m', '--propagation', 'private', 'sh', '-c', cmd];
+  const unmount = 'umount /sys/fs/cgroup/unified && exec';
+  return [
+    { name: 'crun in v1', argv: v1(`${unmount} ${shellJoin(crunArgv)}`), oci: true },
+    { name: 'v1 wrapper', argv: v1(`${unmount} /bin/true`) },
   ];
 }
 
@@ -82,14 +101,13 @@ function shellJoin(argv) {
 }
 
 /** Median, min and stddev in ms, or the error that stopped the command. */
-function measure(argv, opts, jsonFile) {
+async function measure(argv, opts, jsonFile) {
   // One plain run first: hyperfine's own message for a failing command hides the command's.
-  const once = spawnSync(argv[0], argv.slice(1), { env: ENV, encoding: 'utf8', timeout: 60e3 });
+  const once = await run(argv, 60e3);
   if (once.status !== 0 || once.error) return { error: failure(once) };
 
   const args = ['-N', '--style', 'none', '--warmup', opts.warmup, '--runs', opts.runs];
-  args.push('--export-json', jsonFile, shellJoin(argv));
-  const hf = spawnSync('hyperfine', args, { env: ENV, encoding: 'utf8' });
+  const hf = await run(['hyperfine', ...args, '--export-json', jsonFile, shellJoin(argv)]);
   if (hf.status !== 0 || hf.error) return { error: `hyperfine: ${failure(hf)}` };
   const r = JSON.parse(fs.readFileSync(jsonFile, 'utf8')).results[0];
   return { median: r.median * 1e3, min: r.min * 1e3, stddev: r.stddev * 1e3 };
@@ -111,27 +129,48 @@ function printTable(title, rows) {
   }
 }
 
-/** Deletes what runc or crun may have left: a container killed mid-run keeps its state. */
+/**
+ * Deletes what runc or crun may have left when stopped mid-run: the container's state, and the
+ * cgroups named after its id (v1 hierarchies, and the v2 root) if the state was never written.
+ */
 function deleteContainers(state) {
   for (const rt of ['runc', 'crun']) {
     spawnSync(rt, ['--root', `${state}/${rt}`, 'delete', '-f', ID], { env: ENV, stdio: 'ignore' });
   }
+  const top = '/sys/fs/cgroup';
+  for (const dir of [top, ...fs.readdirSync(top).map((d) => path.join(top, d))]) {
+    try {
+      fs.rmdirSync(path.join(dir, ID));
+    } catch {
+      // Not there (the usual case), or still busy: nothing more to do here.
+    }
+  }
 }
 
-function benchStartup(rootfs, opts, tmp) {
+async function benchStartup(rootfs, opts, tmp) {
   const bundle = path.join(tmp, `bundle-${rootfs.name}`);
   const state = path.join(tmp, 'state');
   const rows = [];
+  let bundleError = null;
   fs.mkdirSync(bundle);
-  makeBundle(bundle, rootfs.dir);
+  try {
+    makeBundle(bundle, rootfs.dir);
+  } catch (err) {
+    bundleError = { error: `no OCI bundle: ${err.message}` };
+  }
   try {
     for (const peer of peers(rootfs.dir, bundle, state)) {
-      rows.push({ name: peer.name, result: measure(peer.argv, opts, path.join(tmp, 'hf.json')) });
+      const skip = peer.oci && bundleError;
+      const result = skip || (await measure(peer.argv, opts, path.join(tmp, 'hf.json')));
+      rows.push({ name: peer.name, result });
     }
   } finally {
     deleteContainers(state);
   }
   printTable(`${rootfs.name} rootfs ${rootfs.dir}: ${opts.runs} runs of /bin/true`, rows);
+  if (rows.some((r) => r.name === 'v1 wrapper')) {
+    console.log("'crun in v1' includes 'v1 wrapper': unshare -m, umount of the cgroup2 part, exec");
+  }
 }
 
 function printVersions() {
@@ -148,14 +187,17 @@ async function main() {
     deleteContainers(path.join(tmp, 'state'));
     fs.rmSync(tmp, { recursive: true, force: true });
   };
-  // Ctrl-C reaches hyperfine and this process alike; clean up before leaving.
-  process.once('SIGINT', () => {
-    cleanup();
-    process.exit(130);
-  });
+  // hyperfine survives Ctrl-C (it only stops the current run), so stop it, then clean up.
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.once(sig, async () => {
+      await stopChildren();
+      cleanup();
+      process.exit(128 + os.constants.signals[sig]);
+    });
+  }
   printVersions();
   try {
-    for (const rootfs of list) benchStartup(rootfs, opts, tmp);
+    for (const rootfs of list) await benchStartup(rootfs, opts, tmp);
   } finally {
     cleanup();
   }

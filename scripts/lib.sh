@@ -1,9 +1,11 @@
+# shellcheck shell=bash
 # Helpers shared by the scripts in this folder. Source it; it does nothing by itself.
 # Each script sets PROG (its name in messages) before sourcing.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PROBE_SRC="$REPO_ROOT/test/fixtures/probe/probe.c"
 PROBE_BIN="$REPO_ROOT/test/fixtures/probe/probe"
+# shellcheck disable=SC2034 # used by the scripts that source this file
 STAMP_NAME=".tsrun-stamp"
 
 # Set TSRUN_SCRIPTS_VERBOSE=1 to see the output of every command instead of a one-line summary.

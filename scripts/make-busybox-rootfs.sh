@@ -8,6 +8,9 @@
 # Idempotent: OUTDIR/.tsrun-stamp holds a hash of what the image is made from (this script, the
 # probe's source, the busybox binary); when it matches, nothing is done. Otherwise the image is
 # built in OUTDIR.tmp and renamed into place, so a reader never sees a half-built tree.
+
+# The scripts written into the image hold $ expressions for the container's shell to expand.
+# shellcheck disable=SC2016
 set -euo pipefail
 
 PROG=make-busybox-rootfs

@@ -1,13 +1,14 @@
 #!/usr/bin/env node
-// The tsrun CLI (the wrapper): parses the command line, builds the engine config and execs
-// tsrun-starter with it on an inherited fd. Runs on the host, as the user.
+// The tsrun CLI (the wrapper): parses the command line, builds the engine config and hands it to
+// the starter, which runs in this same process (see src/cli/starter.ts). Runs on the host, as the
+// user.
 import * as fs from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { errorMessage } from '../common/errors';
 import { writeStderr } from '../common/log';
 import type { Action } from '../engines/tsrun/config';
 import { buildEngineConfig, ContainerOptions } from './config';
-import { execStarter, setLogLevel } from './starter';
+import { runStarter, setLogLevel } from './starter';
 
 const VERSION = (require('../../../package.json') as { version: string }).version;
 
@@ -31,7 +32,7 @@ function containerCommand(program: Command, name: Action, summary: string): Comm
 }
 
 function run(action: Action, image: string, args: string[], opts: ContainerOptions): void {
-  execStarter(buildEngineConfig(action, image, args, opts));
+  runStarter(buildEngineConfig(action, image, args, opts));
 }
 
 function buildProgram(): Command {

@@ -5,9 +5,9 @@
 import { usageError } from '../common/errors';
 import type { ExitStatus } from '../native/addon';
 import type { RpcClient } from '../rpc/client';
+import type { ServeOptions } from '../rpc/server';
 import { CommonConfig, parseCommonConfig, StarterConfig } from './config';
 
-export { serveRuntimeEngineRequests } from '../rpc/registry';
 export type { CommonConfig, StarterConfig } from './config';
 
 /** The container process as the master sees it. */
@@ -80,6 +80,16 @@ export function init(): void {
 export function preloadEngine(name: string): void {
   init();
   registered.get(name)?.();
+}
+
+/**
+ * Serves the RPC methods of engine `name` on `conn` until the peer closes it. The RPC layer is
+ * loaded on first use: only the RPC server needs it.
+ */
+export function serveRuntimeEngineRequests(name: string, conn: import('node:net').Socket,
+  options: ServeOptions = {}): Promise<void> {
+  const registry = require('../rpc/registry') as typeof import('../rpc/registry');
+  return registry.serveRuntimeEngineRequests(name, conn, options);
 }
 
 /** The engine name of a serialized engine config. */

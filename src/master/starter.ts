@@ -9,7 +9,7 @@ import { Engine, newEngine } from '../engines';
 import type { StarterConfig } from '../engines/config';
 import { parseCommonConfig } from '../engines/config';
 import { addon } from '../native/addon';
-import { RpcClient } from '../rpc/client';
+import type { RpcClient } from '../rpc/client';
 import { startContainer, StartedContainer } from './container';
 import { SignalForwarder } from './signals';
 import { runStage1 } from './stage1';
@@ -37,12 +37,17 @@ function startStage2(c: StartedContainer, engine: Engine, starter: StarterConfig
 
 async function createContainer(c: StartedContainer, engine: Engine): Promise<void> {
   const sock = new net.Socket({ fd: c.rpcFd, readable: true, writable: true });
-  const rpc = new RpcClient(sock);
+  const rpc: RpcClient = new (loadRpcClient())(sock);
   try {
     await engine.ops.createContainer(c, rpc);
   } finally {
     await rpc.close();
   }
+}
+
+/** The RPC client's modules (msgpackr above all), loaded while stage 1 starts. */
+function loadRpcClient(): typeof RpcClient {
+  return (require('../rpc/client') as typeof import('../rpc/client')).RpcClient;
 }
 
 async function killContainer(c: StartedContainer): Promise<void> {
@@ -63,7 +68,9 @@ export async function runStarter(bytes: Buffer, signals: SignalForwarder): Promi
   const cid = parseCommonConfig(bytes).containerID;
   log().setContainerID(cid);
   newEngine(bytes);
-  const prepared = await runStage1(bytes.toString(), cid);
+  const stage1 = runStage1(bytes.toString(), cid);
+  loadRpcClient();
+  const prepared = await stage1;
   const engine = newEngine(JSON.stringify(prepared.engineConfig));
   const starter = prepared.starterConfig;
   const c = await startContainer(engine.common.engineName, cid, starter);

@@ -7,7 +7,7 @@
 // Debugging:  node dist/src/stage1/main.js CONFIG.json   prints the prepared configs as JSON.
 import * as fs from 'node:fs';
 import { errorMessage, toErrorData } from '../common/errors';
-import { initLog, writeStderr } from '../common/log';
+import { initLog, log, writeStderr } from '../common/log';
 import { readMessageSync, writeMessageSync } from '../common/messages';
 import { emptyStarterConfig, StarterConfig } from '../engines/config';
 import { newEngine } from '../engines';
@@ -23,6 +23,8 @@ async function prepare(bytes: string): Promise<Stage1Result> {
   initLog('stage1', engine.common.containerID);
   const starterConfig = emptyStarterConfig();
   await engine.ops.prepareConfig(starterConfig);
+  log().debug({ namespaces: starterConfig.namespaces, uid: starterConfig.targetUID,
+    gids: starterConfig.targetGIDs }, 'configs prepared');
   return { type: 'result', engineConfig: engine.common, starterConfig };
 }
 

@@ -140,3 +140,53 @@ describe('tsrun exec on the busybox image', function () {
     expect(seen[0]).to.match(/tsrun: master/);
   });
 });
+
+describe('tsrun run and shell on the busybox image', function () {
+  this.beforeAll(function () {
+    requireImage(this, BUSYBOX, 'run scripts/setup.sh');
+  });
+
+  it("runs the image's runscript with the arguments given", () => {
+    const r = tsrun(['run', BUSYBOX, '-c', 'echo run-ok "$1"', 'x', 'arg1']);
+    expect(r.stdout).to.equal('run-ok arg1\n');
+    expect(r.status).to.equal(0);
+  });
+
+  it('runs a shell that reads its commands from stdin', () => {
+    const r = tsrun(['shell', BUSYBOX], { input: 'echo in-shell; exit 4\n' });
+    expect(r.stdout).to.equal('in-shell\n');
+    expect(r.status).to.equal(4);
+  });
+
+  it("sources the image's /.singularity.d/env scripts before the command", () => {
+    const r = tsrun(['exec', BUSYBOX, 'sh', '-c', 'echo "$LD_LIBRARY_PATH"']);
+    expect(r.stdout).to.equal('/.singularity.d/libs\n');
+  });
+
+  it('prints records of every stage tagged with the stage with -d', () => {
+    const r = tsrun(['-d', 'exec', BUSYBOX, 'true']);
+    expect(r.status).to.equal(0);
+    for (const stage of ['starter', 'stage1', 'master', 'rpc', 'stage2']) {
+      expect(r.stderr, stage).to.match(new RegExp(`(DEBUG|VERBOSE): ${stage}: `));
+    }
+  });
+});
+
+describe('tsrun CLI', () => {
+  it('prints its version', () => {
+    expect(tsrun(['version']).stdout).to.match(/^tsrun version \d+\.\d+\.\d+\n$/);
+  });
+
+  it('prints help for exec and exits 0', () => {
+    const r = tsrun(['exec', '--help']);
+    expect(r.status).to.equal(0);
+    expect(r.stdout).to.match(/Usage: tsrun exec \[options\] IMAGE COMMAND/);
+    expect(r.stdout).to.match(/--bind <spec>/);
+  });
+
+  it('refuses a missing command with 255 and one line', () => {
+    const r = tsrun(['exec', '/tmp']);
+    expect(r.status).to.equal(255);
+    expect(r.stderr.trim().split('\n')).to.have.length(1);
+  });
+});

@@ -3,6 +3,7 @@
 // thread right before execve.
 import * as path from 'node:path';
 import { TsrunError } from '../../common/errors';
+import { log } from '../../common/log';
 import { addon, CapSets } from '../../native/addon';
 import { CAPABILITIES } from '../../native/constants';
 import type { CapabilityConfig, StarterConfig } from '../config';
@@ -98,5 +99,6 @@ export function startProcess(cfg: TsrunEngineConfig, starter: StarterConfig): ne
   const cmd = actionCommand(cfg.action, cfg.args, env.PATH);
   applyIdentity(starter);
   const envp = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  log().verbose({ argv0: cmd.argv[0], file: cmd.file, cwd: process.cwd() }, 'exec payload');
   return addon().execve(cmd.file, cmd.argv, envp);
 }
