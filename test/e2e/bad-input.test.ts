@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BUSYBOX, hostMounts, requireImage, STARTER, tsrun, tsrunProcesses } from '../helpers/run';
+import { BUSYBOX, expectNothingLeftBehind, requireImage, STARTER, tsrun } from '../helpers/run';
 
 function starterWith(config: string | Buffer): { status: number | null; stderr: string } {
   const file = path.join(os.tmpdir(), `tsrun-bad-config-${process.pid}.json`);
@@ -24,7 +24,6 @@ function oneLine(stderr: string): string {
 }
 
 describe('bad input', function () {
-  let before: string[];
   let scratch: string;
 
   this.beforeAll(function () {
@@ -34,13 +33,7 @@ describe('bad input', function () {
   this.afterAll(() => {
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
   });
-  beforeEach(() => {
-    before = hostMounts();
-  });
-  afterEach(() => {
-    expect(hostMounts()).to.deep.equal(before);
-    expect(tsrunProcesses()).to.deep.equal([]);
-  });
+  expectNothingLeftBehind();
 
   it('names a missing image', () => {
     const r = tsrun(['exec', '/nonexistent/image', 'true']);

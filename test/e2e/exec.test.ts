@@ -3,7 +3,8 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BUSYBOX, DEBIAN, hostMounts, requireImage, tsrun, tsrunAsync, tsrunProcesses }
+import { BUSYBOX, DEBIAN, expectNothingLeftBehind, requireImage, tsrun, tsrunAsync,
+  tsrunProcesses, waitFor }
   from '../helpers/run';
 
 describe('tsrun exec on the Debian rootfs', function () {
@@ -25,7 +26,6 @@ describe('tsrun exec on the Debian rootfs', function () {
 });
 
 describe('tsrun exec on the busybox image', function () {
-  let before: string[];
   let scratch: string;
 
   this.beforeAll(function () {
@@ -35,13 +35,7 @@ describe('tsrun exec on the busybox image', function () {
   this.afterAll(() => {
     if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
   });
-  beforeEach(() => {
-    before = hostMounts();
-  });
-  afterEach(() => {
-    expect(hostMounts(), 'host mounts after the run').to.deep.equal(before);
-    expect(tsrunProcesses(), 'tsrun processes after the run').to.deep.equal([]);
-  });
+  expectNothingLeftBehind();
 
   it('exits with the payload exit code', () => {
     expect(tsrun(['exec', BUSYBOX, 'sh', '-c', 'exit 7']).status).to.equal(7);
@@ -67,6 +61,15 @@ describe('tsrun exec on the busybox image', function () {
     const r = await run.done;
     expect(r.status).to.equal(143);
     expect(Date.now() - sent).to.be.below(1000);
+  });
+
+  it('exits 143 and leaves no stage running when SIGTERM arrives during set-up', async () => {
+    const run = tsrunAsync(['exec', BUSYBOX, 'sh', '-c', 'echo started']);
+    await waitFor(() => tsrunProcesses().some((p) => /stage1|stage2|rpc/.test(p)), 5000);
+    process.kill(run.pid, 'SIGTERM');
+    const r = await run.done;
+    expect(r.status).to.equal(143);
+    expect(r.stdout).to.equal('');
   });
 
   it('delivers SIGUSR1 sent to tsrun to a trap in the payload', async () => {

@@ -1,5 +1,6 @@
 // Helpers for the end-to-end tests: run the tsrun CLI as a user would, find the test images, and
 // check that a run leaves nothing behind.
+import { expect } from 'chai';
 import { spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -57,6 +58,23 @@ export function tsrunProcesses(): string[] {
     }
   }
   return out;
+}
+
+/**
+ * Registers hooks that check, around each test of the suite, that the host's mount table is as
+ * before and that no tsrun process is left.
+ */
+export function expectNothingLeftBehind(): void {
+  let before: string[] = [];
+  beforeEach(() => {
+    before = hostMounts();
+  });
+  afterEach(async () => {
+    // A stage killed by its parent-death signal may take a moment to be gone.
+    await waitFor(() => tsrunProcesses().length === 0, 2000).catch(() => undefined);
+    expect(tsrunProcesses(), 'tsrun processes after the run').to.deep.equal([]);
+    expect(hostMounts(), 'host mounts after the run').to.deep.equal(before);
+  });
 }
 
 /** Skips the suite when `image` is missing, saying what to run. */

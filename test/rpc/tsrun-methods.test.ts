@@ -6,25 +6,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CLONE, MS } from '../../src/native/constants';
 import { RpcClient } from '../../src/rpc/client';
-import { RpcError } from '../../src/rpc/errors';
 import { MethodTypes } from '../../src/engines/tsrun/rpc-types';
 import { missingRequirement, ServerProcess, startServer } from './harness';
+import { rejection } from '../helpers/rpc';
 
 const S_IFCHR = 0o020000;
 const skipReason = missingRequirement();
 
 function call<M extends keyof MethodTypes>(c: RpcClient, method: M, args: MethodTypes[M]['args']) {
   return c.call<MethodTypes[M]['result']>(method, args);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<RpcError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).to.be.instanceOf(RpcError);
-    return err as RpcError;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Skips the suite, saying what is missing, when this machine cannot run it. */

@@ -6,11 +6,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RpcClient } from '../../../src/rpc/client';
-import { RpcError } from '../../../src/rpc/errors';
 import { encodeFrame, FrameDecoder, MAX_FRAME, parseResponse } from '../../../src/rpc/protocol';
 import { methodsOf, registerMethods, serveRuntimeEngineRequests } from '../../../src/rpc/registry';
 import { MethodTable, serve } from '../../../src/rpc/server';
 import { shape } from '../../../src/rpc/validate';
+import { rejection } from '../../helpers/rpc';
 
 let active = 0;
 let maxActive = 0;
@@ -61,16 +61,6 @@ async function listen(): Promise<Harness> {
     fs.rmSync(dir, { recursive: true, force: true });
   };
   return { path: sock, conns, served, close };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<RpcError> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).to.be.instanceOf(RpcError);
-    return err as RpcError;
-  }
-  throw new Error('expected a rejection');
 }
 
 /** Connects a raw socket and collects the responses it receives until the server closes it. */
