@@ -74,8 +74,10 @@ function printReport(root, seen, code, stderr) {
   const own = seen.get(root) || [];
   const final = own[own.length - 1];
   // VmHWM only grows until the next exec, so the last sample before exit is the peak.
-  console.log(`tsrun process (pid ${root}) peak VmHWM: ${final ? mib(final.hwm) : '?'} MiB` +
-    `${final ? ` as '${final.name}'` : ''}`);
+  console.log(
+    `tsrun process (pid ${root}) peak VmHWM: ${final ? mib(final.hwm) : '?'} MiB` +
+      `${final ? ` as '${final.name}'` : ''}`,
+  );
   console.log(`${'pid'.padEnd(8)}${'VmHWM'.padStart(8)}${'max RSS'.padStart(9)}  process (MiB)`);
   let sum = 0;
   for (const [pid, phases] of seen) {

@@ -17,10 +17,13 @@ export interface ContainerOptions {
 
 /** -B values, repeated or comma-separated. */
 export function parseBinds(values: string[] = []): BindSpec[] {
-  return values.flatMap((v) => v.split(',')).filter((v) => v !== '').map((spec) => {
-    const bind = parseBindSpec(spec);
-    return { ...bind, source: path.resolve(bind.source) };
-  });
+  return values
+    .flatMap((v) => v.split(','))
+    .filter((v) => v !== '')
+    .map((spec) => {
+      const bind = parseBindSpec(spec);
+      return { ...bind, source: path.resolve(bind.source) };
+    });
 }
 
 /** The host environment for the payload: as the user has it, minus the launcher's own changes. */
@@ -45,8 +48,12 @@ export function newContainerID(): string {
   }
 }
 
-export function buildEngineConfig(action: Action, image: string, args: string[],
-  opts: ContainerOptions): CommonConfig {
+export function buildEngineConfig(
+  action: Action,
+  image: string,
+  args: string[],
+  opts: ContainerOptions,
+): CommonConfig {
   const engineConfig: TsrunEngineConfig = {
     image: path.resolve(image),
     action,

@@ -17,10 +17,15 @@ function collect(value: string, previous: string[] = []): string[] {
 }
 
 function containerCommand(program: Command, name: Action, summary: string): Command {
-  const cmd = program.command(name).description(summary)
+  const cmd = program
+    .command(name)
+    .description(summary)
     .passThroughOptions()
-    .option('-B, --bind <spec>', 'bind a host path: src[:dst[:ro|rw]] (repeat or comma-separate)',
-      collect)
+    .option(
+      '-B, --bind <spec>',
+      'bind a host path: src[:dst[:ro|rw]] (repeat or comma-separate)',
+      collect,
+    )
     .option('-w, --writable', 'mount a sandbox directory image read-write')
     .option('-c, --contain', 'minimal /dev, and empty /tmp, /var/tmp and home in the session dir')
     .option('-p, --pid', 'run in a new pid namespace')
@@ -48,21 +53,29 @@ function buildProgram(): Command {
 
   containerCommand(program, 'exec', 'run a command inside a container')
     .usage('[options] IMAGE COMMAND [ARGS...]')
-    .argument('<image>').argument('<command>').argument('[args...]')
+    .argument('<image>')
+    .argument('<command>')
+    .argument('[args...]')
     .action((image: string, cmd: string, args: string[], opts: ContainerOptions) =>
-      run('exec', image, [cmd, ...args], opts));
+      run('exec', image, [cmd, ...args], opts),
+    );
   containerCommand(program, 'run', "run the image's runscript")
     .usage('[options] IMAGE [ARGS...]')
-    .argument('<image>').argument('[args...]')
+    .argument('<image>')
+    .argument('[args...]')
     .action((image: string, args: string[], opts: ContainerOptions) =>
-      run('run', image, args, opts));
+      run('run', image, args, opts),
+    );
   containerCommand(program, 'shell', 'run a shell inside a container')
     .usage('[options] IMAGE')
     .argument('<image>')
     .action((image: string, opts: ContainerOptions) => run('shell', image, [], opts));
-  program.command('version').description('print the version').action(() => {
-    fs.writeSync(1, `tsrun version ${VERSION}\n`);
-  });
+  program
+    .command('version')
+    .description('print the version')
+    .action(() => {
+      fs.writeSync(1, `tsrun version ${VERSION}\n`);
+    });
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }
@@ -72,7 +85,9 @@ function main(): void {
     buildProgram().parse(process.argv);
   } catch (err) {
     if (err instanceof CommanderError) {
-      const ok = err.code === 'commander.helpDisplayed' || err.code === 'commander.version' ||
+      const ok =
+        err.code === 'commander.helpDisplayed' ||
+        err.code === 'commander.version' ||
         err.code === 'commander.help';
       process.exit(ok ? 0 : 255);
     }

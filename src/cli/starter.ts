@@ -4,8 +4,12 @@
 import { FORMAT_ENV, LEVEL_ENV } from '../common/log';
 import type { CommonConfig } from '../engines/config';
 
-export function setLogLevel(opts: { debug?: boolean; verbose?: boolean; quiet?: boolean;
-  logFormat?: string }): void {
+export function setLogLevel(opts: {
+  debug?: boolean;
+  verbose?: boolean;
+  quiet?: boolean;
+  logFormat?: string;
+}): void {
   const level = opts.debug ? 'debug' : opts.verbose ? 'verbose' : opts.quiet ? 'error' : undefined;
   if (level !== undefined) process.env[LEVEL_ENV] = level;
   if (opts.logFormat !== undefined) process.env[FORMAT_ENV] = opts.logFormat;

@@ -7,7 +7,11 @@ export class TsrunError extends Error {
   readonly code: string;
   readonly exitCode: number;
 
-  constructor(message: string, code = 'ETSRUN', options: { cause?: unknown; exitCode?: number } = {}) {
+  constructor(
+    message: string,
+    code = 'ETSRUN',
+    options: { cause?: unknown; exitCode?: number } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'TsrunError';
     this.code = code;
@@ -33,7 +37,10 @@ export function errorMessage(err: unknown): string {
 /** Adds context in front of an error's message, keeping its code. */
 export function wrap(err: unknown, context: string): TsrunError {
   const exitCode = err instanceof TsrunError ? err.exitCode : 255;
-  return new TsrunError(`${context}: ${errorMessage(err)}`, errorCode(err), { cause: err, exitCode });
+  return new TsrunError(`${context}: ${errorMessage(err)}`, errorCode(err), {
+    cause: err,
+    exitCode,
+  });
 }
 
 /** Runs `fn`; a failure is rethrown with `context` in front of it. */

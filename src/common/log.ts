@@ -109,11 +109,13 @@ export function createLogger(stage: Stage, cid = '', sink?: LogSink): Logger {
     }
     writeStderr(`tsrun: ${stage}: ${lvl}: ${msg} ${JSON.stringify(fields)}\n`);
   };
-  const fn = (lvl: Level): LogFn => (fieldsOrMsg, msg) => {
-    if (LEVELS[lvl] < LEVELS[level]) return;
-    if (isFields(fieldsOrMsg)) write(lvl, msg ?? '', fieldsOrMsg);
-    else write(lvl, fieldsOrMsg, {});
-  };
+  const fn =
+    (lvl: Level): LogFn =>
+    (fieldsOrMsg, msg) => {
+      if (LEVELS[lvl] < LEVELS[level]) return;
+      if (isFields(fieldsOrMsg)) write(lvl, msg ?? '', fieldsOrMsg);
+      else write(lvl, fieldsOrMsg, {});
+    };
   return {
     error: fn('error'),
     warn: fn('warn'),

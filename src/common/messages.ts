@@ -35,8 +35,11 @@ export function readMessageSync(fd: number): unknown {
 }
 
 /** Calls `onMessage` for each line that arrives on `sock`, then `onEnd` at end of stream. */
-export function readMessages(sock: net.Socket, onMessage: (m: unknown) => void,
-  onEnd: (err?: Error) => void): void {
+export function readMessages(
+  sock: net.Socket,
+  onMessage: (m: unknown) => void,
+  onEnd: (err?: Error) => void,
+): void {
   let pending = '';
   let ended = false;
   const end = (err?: Error) => {

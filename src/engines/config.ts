@@ -64,7 +64,9 @@ const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 /** Parses and checks the common part of an engine config. */
 export function parseCommonConfig(bytes: Buffer | string): CommonConfig {
   if (bytes.length > MAX_ENGINE_CONFIG) {
-    throw usageError(`engine config too large: ${bytes.length} bytes (at most ${MAX_ENGINE_CONFIG})`);
+    throw usageError(
+      `engine config too large: ${bytes.length} bytes (at most ${MAX_ENGINE_CONFIG})`,
+    );
   }
   let value: unknown;
   try {

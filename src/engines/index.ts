@@ -86,8 +86,11 @@ export function preloadEngine(name: string): void {
  * Serves the RPC methods of engine `name` on `conn` until the peer closes it. The RPC layer is
  * loaded on first use: only the RPC server needs it.
  */
-export function serveRuntimeEngineRequests(name: string, conn: import('node:net').Socket,
-  options: ServeOptions = {}): Promise<void> {
+export function serveRuntimeEngineRequests(
+  name: string,
+  conn: import('node:net').Socket,
+  options: ServeOptions = {},
+): Promise<void> {
   const registry = require('../rpc/registry') as typeof import('../rpc/registry');
   return registry.serveRuntimeEngineRequests(name, conn, options);
 }
@@ -110,4 +113,3 @@ export function newEngine(bytes: Buffer | string): Engine {
   ops.initConfig(common);
   return new Engine(ops, common);
 }
-

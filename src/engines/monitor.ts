@@ -4,8 +4,10 @@ import { addon, ExitStatus } from '../native/addon';
 import { log } from '../common/log';
 import type { ContainerProcess, SignalSource } from './index';
 
-export async function forwardAndWait(container: ContainerProcess, signals: SignalSource):
-  Promise<ExitStatus> {
+export async function forwardAndWait(
+  container: ContainerProcess,
+  signals: SignalSource,
+): Promise<ExitStatus> {
   let exited = false;
   signals.onSignal((signal) => {
     if (exited) return;

@@ -26,8 +26,8 @@ export function namespaceFlags(starter: StarterConfig): number {
 }
 
 function writeIdMaps(pid: number, starter: StarterConfig): void {
-  const lines = (maps: IdMap[]) => maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`)
-    .join('');
+  const lines = (maps: IdMap[]) =>
+    maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
   if (starter.gidMap.length > 0) {
     fs.writeFileSync(`/proc/${pid}/setgroups`, 'deny');
     fs.writeFileSync(`/proc/${pid}/gid_map`, lines(starter.gidMap));
@@ -57,20 +57,34 @@ async function releaseOrKill(handle: CloneHandle, starter: StarterConfig): Promi
 }
 
 /** Clones the container process (stage 2 and, when asked, the RPC server). */
-export async function startContainer(engineName: string, cid: string, starter: StarterConfig):
-  Promise<StartedContainer> {
+export async function startContainer(
+  engineName: string,
+  cid: string,
+  starter: StarterConfig,
+): Promise<StartedContainer> {
   const [masterFd, stage2Fd] = addon().socketpair();
   const [rpcFd, rpcServerFd] = starter.rpc ? addon().socketpair() : [-1, -1];
   const joinFds = openNamespaces(starter);
   const env = { TSRUN_ENGINE: engineName, TSRUN_CID: cid, TSRUN_RPC: starter.rpc ? '1' : '0' };
   const flags = namespaceFlags(starter);
-  log().verbose({ namespaces: Object.keys(starter.namespaces).filter((k) =>
-    starter.namespaces[k as NamespaceKind]), join: starter.joinNamespaces }, 'creating namespaces');
+  log().verbose(
+    {
+      namespaces: Object.keys(starter.namespaces).filter(
+        (k) => starter.namespaces[k as NamespaceKind],
+      ),
+      join: starter.joinNamespaces,
+    },
+    'creating namespaces',
+  );
   let handle: CloneHandle;
   try {
-    handle = addon().cloneExec({ flags, joinNs: joinFds, waitForRelease: true,
+    handle = addon().cloneExec({
+      flags,
+      joinNs: joinFds,
+      waitForRelease: true,
       main: stageSpec('stage2', stage2Fd, env),
-      rpc: starter.rpc ? stageSpec('rpc', rpcServerFd, env) : undefined });
+      rpc: starter.rpc ? stageSpec('rpc', rpcServerFd, env) : undefined,
+    });
   } finally {
     for (const fd of [stage2Fd, rpcServerFd, ...joinFds]) if (fd >= 0) addon().close(fd);
   }

@@ -50,8 +50,8 @@ function rememberTerminal(): () => void {
 }
 
 function fail(err: unknown): never {
-  if (process.env[FORMAT_ENV] === 'json') log().error({ code: (err as { code?: string }).code },
-    errorMessage(err));
+  if (process.env[FORMAT_ENV] === 'json')
+    log().error({ code: (err as { code?: string }).code }, errorMessage(err));
   else writeStderr(`tsrun: ${errorMessage(err)}\n`);
   log().debug({ stack: (err as Error).stack }, 'error');
   process.exit((err as { exitCode?: number }).exitCode ?? 255);

@@ -6,8 +6,15 @@ import { log } from '../common/log';
 import { SIGNALS } from '../native/constants';
 import type { SignalSource } from '../engines';
 
-export const FORWARDED = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2',
-  'SIGWINCH'] as const;
+export const FORWARDED = [
+  'SIGINT',
+  'SIGTERM',
+  'SIGHUP',
+  'SIGQUIT',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGWINCH',
+] as const;
 const TERMINATING = new Set(['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']);
 
 export class SignalForwarder implements SignalSource {

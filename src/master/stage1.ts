@@ -11,18 +11,23 @@ export interface Prepared {
   starterConfig: StarterConfig;
 }
 
-type Stage1Message = { type: 'result'; engineConfig: unknown; starterConfig: StarterConfig } |
-  { type: 'error'; error: ErrorData };
+type Stage1Message =
+  | { type: 'result'; engineConfig: unknown; starterConfig: StarterConfig }
+  | { type: 'error'; error: ErrorData };
 
 function exchange(sock: net.Socket, engineConfig: string): Promise<Stage1Message> {
   return new Promise((resolve, reject) => {
     let answered = false;
-    readMessages(sock, (m) => {
-      answered = true;
-      resolve(m as Stage1Message);
-    }, (err) => {
-      if (!answered) reject(err ?? new TsrunError('stage 1 exited without an answer', 'EPIPE'));
-    });
+    readMessages(
+      sock,
+      (m) => {
+        answered = true;
+        resolve(m as Stage1Message);
+      },
+      (err) => {
+        if (!answered) reject(err ?? new TsrunError('stage 1 exited without an answer', 'EPIPE'));
+      },
+    );
     sock.write(`${JSON.stringify({ engineConfig })}\n`);
   });
 }
@@ -30,8 +35,12 @@ function exchange(sock: net.Socket, engineConfig: string): Promise<Stage1Message
 /** Runs stage 1 on `engineConfig`; returns the prepared configs or throws stage 1's error. */
 export async function runStage1(engineConfig: string, cid: string): Promise<Prepared> {
   const [mine, theirs] = addon().socketpair();
-  const handle = addon().cloneExec({ flags: 0, joinNs: [], waitForRelease: false,
-    main: stageSpec('stage1', theirs, { TSRUN_CID: cid }) });
+  const handle = addon().cloneExec({
+    flags: 0,
+    joinNs: [],
+    waitForRelease: false,
+    main: stageSpec('stage1', theirs, { TSRUN_CID: cid }),
+  });
   addon().close(theirs);
   const sock = new net.Socket({ fd: mine, readable: true, writable: true });
   try {

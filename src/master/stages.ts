@@ -25,8 +25,11 @@ export function stageEnv(extra: Record<string, string>): string[] {
 }
 
 /** A stage's exec spec: node on its entry script, `sock` at fd 3, killed if the master dies. */
-export function stageSpec(entry: keyof typeof ENTRY, sock: number, env: Record<string, string>):
-  ExecSpec {
+export function stageSpec(
+  entry: keyof typeof ENTRY,
+  sock: number,
+  env: Record<string, string>,
+): ExecSpec {
   return {
     path: process.execPath,
     argv: [process.execPath, ENTRY[entry]],

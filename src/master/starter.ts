@@ -21,17 +21,22 @@ function startStage2(c: StartedContainer, engine: Engine, starter: StarterConfig
   const sock = new net.Socket({ fd: c.masterFd, readable: true, writable: true });
   return new Promise((resolve, reject) => {
     let failure: TsrunError | undefined;
-    readMessages(sock, (m) => {
-      const msg = m as Stage2Message;
-      if (msg.type === 'log') log().emit(msg.record);
-      else if (msg.type === 'error') failure = fromErrorData(msg.error, 'stage 2');
-    }, (err) => {
-      sock.destroy();
-      if (failure !== undefined || err !== undefined) reject(failure ?? err);
-      else resolve();
-    });
-    sock.write(`${JSON.stringify({ type: 'start', engineConfig: engine.common,
-      starterConfig: starter })}\n`);
+    readMessages(
+      sock,
+      (m) => {
+        const msg = m as Stage2Message;
+        if (msg.type === 'log') log().emit(msg.record);
+        else if (msg.type === 'error') failure = fromErrorData(msg.error, 'stage 2');
+      },
+      (err) => {
+        sock.destroy();
+        if (failure !== undefined || err !== undefined) reject(failure ?? err);
+        else resolve();
+      },
+    );
+    sock.write(
+      `${JSON.stringify({ type: 'start', engineConfig: engine.common, starterConfig: starter })}\n`,
+    );
   });
 }
 
@@ -60,7 +65,7 @@ async function killContainer(c: StartedContainer): Promise<void> {
 }
 
 function exitCode(status: { code: number | null; signal: number | null }): number {
-  return status.signal !== null ? 128 + status.signal : status.code ?? 255;
+  return status.signal !== null ? 128 + status.signal : (status.code ?? 255);
 }
 
 /** Runs one container from a serialized engine config. */

@@ -106,8 +106,13 @@ export interface Addon {
   unshare(flags: number): void;
 
   // Mounts ------------------------------------------------------------------------------------
-  mount(source: string | null, target: string, fstype: string | null, flags: number,
-    data: string | null): void;
+  mount(
+    source: string | null,
+    target: string,
+    fstype: string | null,
+    flags: number,
+    data: string | null,
+  ): void;
   umount2(target: string, flags: number): void;
   pivotRoot(newRoot: string, putOld: string): void;
   chroot(path: string): void;

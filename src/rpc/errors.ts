@@ -64,8 +64,10 @@ export function frameTooLarge(size: number, max: number): RpcError {
 }
 
 export function connectionClosed(method?: string): RpcError {
-  const what = method === undefined ? 'rpc connection is closed' :
-    `rpc connection closed before '${method}' was answered`;
+  const what =
+    method === undefined
+      ? 'rpc connection is closed'
+      : `rpc connection closed before '${method}' was answered`;
   return new RpcError(Kind.closed, what, method === undefined ? {} : { op: method });
 }
 
@@ -83,10 +85,14 @@ function isSystemError(err: unknown): err is SystemErrorLike {
 }
 
 /** "mount '/a' -> '/b': EPERM", crun style: the call, the paths in quotes, the errno name. */
-export function systemErrorMessage(code: string, op?: string, path?: string, dest?: string):
-  string {
-  const where = path === undefined ? '' : dest === undefined ? ` '${path}'` :
-    ` '${path}' -> '${dest}'`;
+export function systemErrorMessage(
+  code: string,
+  op?: string,
+  path?: string,
+  dest?: string,
+): string {
+  const where =
+    path === undefined ? '' : dest === undefined ? ` '${path}'` : ` '${path}' -> '${dest}'`;
   return op === undefined ? `${code}${where}` : `${op}${where}: ${code}`;
 }
 

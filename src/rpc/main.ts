@@ -58,8 +58,12 @@ async function serveFd(fdText: string, engine: string): Promise<void> {
   if (!/^\d+$/.test(fdText)) fatal(`TSRUN_RPC_FD '${fdText}' is not an fd number`);
   let conn: net.Socket;
   try {
-    conn = new net.Socket({ fd: Number(fdText), readable: true, writable: true,
-      allowHalfOpen: true });
+    conn = new net.Socket({
+      fd: Number(fdText),
+      readable: true,
+      writable: true,
+      allowHalfOpen: true,
+    });
   } catch (err) {
     fatal(`fd ${fdText} is not a usable socket: ${messageOf(err)}`);
   }

@@ -140,10 +140,13 @@ export function parseRequest(message: unknown): Request {
 }
 
 function isErrorBody(value: unknown): value is ErrorBody {
-  return isPlainObject(value) && typeof value.code === 'string' &&
+  return (
+    isPlainObject(value) &&
+    typeof value.code === 'string' &&
     typeof value.message === 'string' &&
     (value.op === undefined || value.op === null || typeof value.op === 'string') &&
-    (value.path === undefined || value.path === null || typeof value.path === 'string');
+    (value.path === undefined || value.path === null || typeof value.path === 'string')
+  );
 }
 
 /** Checks that a decoded message is a Response; throws RpcError EPROTO if not. */

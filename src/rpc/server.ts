@@ -35,8 +35,11 @@ export interface ServeOptions {
  * every request received has been handled; rejects with the RpcError EPROTO after refusing a
  * malformed frame (the connection is closed then too).
  */
-export function serve(conn: Socket, methods: MethodTable, options: ServeOptions = {}):
-  Promise<void> {
+export function serve(
+  conn: Socket,
+  methods: MethodTable,
+  options: ServeOptions = {},
+): Promise<void> {
   return new Session(conn, methods, options).done;
 }
 
@@ -127,8 +130,12 @@ class Session {
   }
 }
 
-async function call(spec: MethodSpec, id: number, method: string, args: unknown):
-  Promise<Response> {
+async function call(
+  spec: MethodSpec,
+  id: number,
+  method: string,
+  args: unknown,
+): Promise<Response> {
   try {
     spec.validate(args);
   } catch (err) {

@@ -25,10 +25,14 @@ export type Shape<A> = { [K in keyof Required<A>]: FieldSpec };
 const checks: Record<FieldKind, [test: (v: unknown) => boolean, expected: string]> = {
   string: [(v) => typeof v === 'string' && !v.includes('\0'), 'a string'],
   name: [(v) => typeof v === 'string' && v.length > 0 && !v.includes('\0'), 'a non-empty string'],
-  path: [(v) => typeof v === 'string' && v.startsWith('/') && !v.includes('\0'),
-    'an absolute path'],
-  uint: [(v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff,
-    'an unsigned 32-bit integer'],
+  path: [
+    (v) => typeof v === 'string' && v.startsWith('/') && !v.includes('\0'),
+    'an absolute path',
+  ],
+  uint: [
+    (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 0xffffffff,
+    'an unsigned 32-bit integer',
+  ],
   int: [(v) => Number.isSafeInteger(v), 'an integer'],
   bytes: [(v) => v instanceof Uint8Array, 'binary data'],
   bool: [(v) => typeof v === 'boolean', 'a boolean'],

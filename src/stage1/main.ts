@@ -23,8 +23,14 @@ async function prepare(bytes: string): Promise<Stage1Result> {
   initLog('stage1', engine.common.containerID);
   const starterConfig = emptyStarterConfig();
   await engine.ops.prepareConfig(starterConfig);
-  log().debug({ namespaces: starterConfig.namespaces, uid: starterConfig.targetUID,
-    gids: starterConfig.targetGIDs }, 'configs prepared');
+  log().debug(
+    {
+      namespaces: starterConfig.namespaces,
+      uid: starterConfig.targetUID,
+      gids: starterConfig.targetGIDs,
+    },
+    'configs prepared',
+  );
   return { type: 'result', engineConfig: engine.common, starterConfig };
 }
 

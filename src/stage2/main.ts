@@ -52,7 +52,8 @@ async function main(): Promise<void> {
   // The master socket must not reach the payload: its closing on exec tells the master it worked.
   addon().setCloexec(fd, true);
   initLog('stage2', process.env.TSRUN_CID ?? '', (record: LogRecord) =>
-    send({ type: 'log', record }));
+    send({ type: 'log', record }),
+  );
   preloadEngine(process.env.TSRUN_ENGINE ?? 'tsrun');
   const start = readStart();
   reapRpcServer();

@@ -66,8 +66,14 @@ describe('bad input', function () {
     fs.cpSync(BUSYBOX, image, { recursive: true, verbatimSymlinks: true });
     fs.symlinkSync('/etc', path.join(image, 'escape'));
     fs.writeFileSync(path.join(scratch, 'marker'), 'm');
-    const r = tsrun(['exec', '-B', `${scratch}/marker:/escape/tsrun-marker`, image,
-      'cat', '/etc/tsrun-marker']);
+    const r = tsrun([
+      'exec',
+      '-B',
+      `${scratch}/marker:/escape/tsrun-marker`,
+      image,
+      'cat',
+      '/etc/tsrun-marker',
+    ]);
     expect(r.stdout).to.equal('m');
     expect(fs.existsSync('/etc/tsrun-marker')).to.equal(false);
   });
@@ -97,7 +103,9 @@ describe('bad input', function () {
   });
 
   it('refuses an unknown engine name', () => {
-    const r = starterWith(JSON.stringify({ engineName: 'nope', containerID: 'x', engineConfig: {} }));
+    const r = starterWith(
+      JSON.stringify({ engineName: 'nope', containerID: 'x', engineConfig: {} }),
+    );
     expect(r.status).to.equal(255);
     expect(oneLine(r.stderr)).to.match(/unknown engine 'nope'/);
   });

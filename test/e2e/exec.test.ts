@@ -3,9 +3,16 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BUSYBOX, DEBIAN, expectNothingLeftBehind, requireImage, tsrun, tsrunAsync,
-  tsrunProcesses, waitFor }
-  from '../helpers/run';
+import {
+  BUSYBOX,
+  DEBIAN,
+  expectNothingLeftBehind,
+  requireImage,
+  tsrun,
+  tsrunAsync,
+  tsrunProcesses,
+  waitFor,
+} from '../helpers/run';
 
 describe('tsrun exec on the Debian rootfs', function () {
   before(function () {
@@ -51,13 +58,15 @@ describe('tsrun exec on the busybox image', function () {
 
   it('ends with 143 soon after tsrun gets SIGTERM', async () => {
     let sent = 0;
-    const run = tsrunAsync(['exec', BUSYBOX, 'sh', '-c', 'echo ready; exec sleep 100'],
+    const run = tsrunAsync(
+      ['exec', BUSYBOX, 'sh', '-c', 'echo ready; exec sleep 100'],
       (out, pid) => {
         if (sent === 0 && out.includes('ready')) {
           sent = Date.now();
           process.kill(pid, 'SIGTERM');
         }
-      });
+      },
+    );
     const r = await run.done;
     expect(r.status).to.equal(143);
     expect(Date.now() - sent).to.be.below(1000);
@@ -74,14 +83,21 @@ describe('tsrun exec on the busybox image', function () {
 
   it('delivers SIGUSR1 sent to tsrun to a trap in the payload', async () => {
     let readySeen = false;
-    const run = tsrunAsync(['exec', BUSYBOX, 'sh', '-c',
-      'trap "echo got-usr1; exit 3" USR1; echo ready; while :; do sleep 0.05; done'],
-    (out, pid) => {
-      if (!readySeen && out.includes('ready')) {
-        readySeen = true;
-        process.kill(pid, 'SIGUSR1');
-      }
-    });
+    const run = tsrunAsync(
+      [
+        'exec',
+        BUSYBOX,
+        'sh',
+        '-c',
+        'trap "echo got-usr1; exit 3" USR1; echo ready; while :; do sleep 0.05; done',
+      ],
+      (out, pid) => {
+        if (!readySeen && out.includes('ready')) {
+          readySeen = true;
+          process.kill(pid, 'SIGUSR1');
+        }
+      },
+    );
     const r = await run.done;
     expect(r.stdout).to.equal('ready\ngot-usr1\n');
     expect(r.status).to.equal(3);
@@ -94,16 +110,36 @@ describe('tsrun exec on the busybox image', function () {
   });
 
   it('makes a :ro bind read-only and creates a missing destination in a layer', () => {
-    const r = tsrun(['exec', '-B', `${scratch}:/new/dir:ro`, BUSYBOX, 'sh', '-c',
-      'touch /new/dir/f 2>/dev/null && echo writable || echo read-only']);
+    const r = tsrun([
+      'exec',
+      '-B',
+      `${scratch}:/new/dir:ro`,
+      BUSYBOX,
+      'sh',
+      '-c',
+      'touch /new/dir/f 2>/dev/null && echo writable || echo read-only',
+    ]);
     expect(r.stdout).to.equal('read-only\n');
     expect(fs.existsSync(path.join(BUSYBOX, 'new'))).to.equal(false);
   });
 
   it('shows the minimal /dev with --contain', () => {
     const r = tsrun(['exec', '--contain', BUSYBOX, 'ls', '/dev']);
-    expect(r.stdout.split('\n').filter((l) => l !== '')).to.have.members(['fd', 'full', 'null',
-      'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero']);
+    expect(r.stdout.split('\n').filter((l) => l !== '')).to.have.members([
+      'fd',
+      'full',
+      'null',
+      'ptmx',
+      'pts',
+      'random',
+      'shm',
+      'stderr',
+      'stdin',
+      'stdout',
+      'tty',
+      'urandom',
+      'zero',
+    ]);
   });
 
   it('runs the payload as pid 1 with --pid', () => {
@@ -121,15 +157,25 @@ describe('tsrun exec on the busybox image', function () {
 
   it("passes the host environment with the container's PATH", () => {
     const env = { ...process.env, TSRUN_TEST_VALUE: 'a b\nc=d' };
-    const r = tsrun(['exec', BUSYBOX, 'sh', '-c', 'printf "%s|%s" "$TSRUN_TEST_VALUE" "$PATH"'],
-      { env });
+    const r = tsrun(['exec', BUSYBOX, 'sh', '-c', 'printf "%s|%s" "$TSRUN_TEST_VALUE" "$PATH"'], {
+      env,
+    });
     expect(r.stdout).to.equal(
-      'a b\nc=d|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+      'a b\nc=d|/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    );
   });
 
   it('keeps the image read-only unless --writable', () => {
     const r = tsrun(['exec', BUSYBOX, 'sh', '-c', 'touch /x 2>/dev/null && echo rw || echo ro']);
     expect(r.stdout).to.equal('ro\n');
+  });
+
+  it('writes into a sandbox directory with --writable', () => {
+    const image = path.join(scratch, 'writable');
+    fs.cpSync(BUSYBOX, image, { recursive: true, verbatimSymlinks: true });
+    const r = tsrun(['exec', '--writable', image, 'sh', '-c', 'echo data > /written']);
+    expect(r.status).to.equal(0);
+    expect(fs.readFileSync(path.join(image, 'written'), 'utf8')).to.equal('data\n');
   });
 
   it('shows the master and the payload while running, and no other stage', async () => {

@@ -18,16 +18,25 @@ export interface Result {
   stderr: string;
 }
 
-export function tsrun(args: string[], opts: { input?: string; cwd?: string;
-  env?: NodeJS.ProcessEnv } = {}): Result {
-  const r: SpawnSyncReturns<string> = spawnSync(TSRUN, args, { encoding: 'utf8',
-    input: opts.input ?? '', cwd: opts.cwd ?? '/', env: opts.env ?? process.env, timeout: 60000 });
+export function tsrun(
+  args: string[],
+  opts: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Result {
+  const r: SpawnSyncReturns<string> = spawnSync(TSRUN, args, {
+    encoding: 'utf8',
+    input: opts.input ?? '',
+    cwd: opts.cwd ?? '/',
+    env: opts.env ?? process.env,
+    timeout: 60000,
+  });
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Starts tsrun in the background; resolves with its result when it exits. */
-export function tsrunAsync(args: string[], onStdout?: (text: string, pid: number) => void):
-  { pid: number; done: Promise<Result> } {
+export function tsrunAsync(
+  args: string[],
+  onStdout?: (text: string, pid: number) => void,
+): { pid: number; done: Promise<Result> } {
   const child = spawn(TSRUN, args, { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -36,14 +45,18 @@ export function tsrunAsync(args: string[], onStdout?: (text: string, pid: number
     onStdout?.(stdout, child.pid!);
   });
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const done = new Promise<Result>((resolve) => child.on('close', (status, signal) =>
-    resolve({ status, signal, stdout, stderr })));
+  const done = new Promise<Result>((resolve) =>
+    child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr })),
+  );
   return { pid: child.pid!, done };
 }
 
 export function hostMounts(): string[] {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')
-    .map((l) => l.split(' ').slice(3, 5).join(' ')).sort();
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ').slice(3, 5).join(' '))
+    .sort();
 }
 
 /** Processes whose command line names a tsrun stage or entry script. */

@@ -62,21 +62,33 @@ describe('tsrun RPC methods, server in a new mount namespace', function () {
 
   it('mounts a tmpfs that only its own namespace sees', async () => {
     const dir = path.join(base, 'tmpfs');
-    await call(c, 'Mount', { source: 'tmpfs', target: dir, fstype: 'tmpfs', flags: MS.NOSUID,
-      data: 'size=1m,mode=755' });
+    await call(c, 'Mount', {
+      source: 'tmpfs',
+      target: dir,
+      fstype: 'tmpfs',
+      flags: MS.NOSUID,
+      data: 'size=1m,mode=755',
+    });
     const file = path.join(dir, 'hello');
     await call(c, 'WriteFile', { path: file, data: Buffer.from('hi there'), mode: 0o640 });
-    expect(await call(c, 'Stat', { path: file })).to.deep.equal(
-      { type: 'file', mode: 0o640, uid: 0, gid: 0, size: 8 });
-    expect(Buffer.from(await call(c, 'ReadFile', { path: file, maxSize: 100 })).toString())
-      .to.equal('hi there');
+    expect(await call(c, 'Stat', { path: file })).to.deep.equal({
+      type: 'file',
+      mode: 0o640,
+      uid: 0,
+      gid: 0,
+      size: 8,
+    });
+    expect(
+      Buffer.from(await call(c, 'ReadFile', { path: file, maxSize: 100 })).toString(),
+    ).to.equal('hi there');
     expect(fs.existsSync(file), 'file visible on the host').to.equal(false);
   });
 
   it('refuses to read a file over maxSize with EFBIG', async () => {
     const file = path.join(base, 'tmpfs', 'hello');
-    expect((await rejection(call(c, 'ReadFile', { path: file, maxSize: 3 }))).code)
-      .to.equal('EFBIG');
+    expect((await rejection(call(c, 'ReadFile', { path: file, maxSize: 3 }))).code).to.equal(
+      'EFBIG',
+    );
   });
 
   it("creates directories inside root through a symlink to the host's /etc", async () => {
@@ -89,16 +101,23 @@ describe('tsrun RPC methods, server in a new mount namespace', function () {
   });
 
   it('creates nothing when every directory exists', async () => {
-    expect(await call(c, 'MkdirAll', { path: `/work/${name}`, mode: 0o755, root }))
-      .to.deep.equal([]);
+    expect(await call(c, 'MkdirAll', { path: `/work/${name}`, mode: 0o755, root })).to.deep.equal(
+      [],
+    );
   });
 
   it('resolves a path inside root and names the missing components', async () => {
     fs.symlinkSync(`etc/${name}`, path.join(root, 'rel'));
-    expect(await call(c, 'Resolve', { path: `/work/${name}/a/b`, root })).to.deep.equal(
-      { resolved: `/etc/${name}`, missing: ['a', 'b'], type: 'dir' });
-    expect(await call(c, 'Resolve', { path: '/rel/../../../rel/x', root })).to.deep.equal(
-      { resolved: `/etc/${name}`, missing: ['x'], type: 'dir' });
+    expect(await call(c, 'Resolve', { path: `/work/${name}/a/b`, root })).to.deep.equal({
+      resolved: `/etc/${name}`,
+      missing: ['a', 'b'],
+      type: 'dir',
+    });
+    expect(await call(c, 'Resolve', { path: '/rel/../../../rel/x', root })).to.deep.equal({
+      resolved: `/etc/${name}`,
+      missing: ['x'],
+      type: 'dir',
+    });
   });
 
   it('stats a final symlink itself and answers null for a missing path', async () => {
@@ -145,12 +164,19 @@ describe('tsrun RPC methods, server in a new mount namespace', function () {
   });
 
   it('reports a failed mount with its mount point, fstype, MS_* flags and data', async () => {
-    const bind = call(c, 'Mount', { source: '/no/such/dir', target: `/work/${name}`,
-      fstype: null, flags: MS.BIND | MS.REC, data: null, root });
+    const bind = call(c, 'Mount', {
+      source: '/no/such/dir',
+      target: `/work/${name}`,
+      fstype: null,
+      flags: MS.BIND | MS.REC,
+      data: null,
+      root,
+    });
     const err = await rejection(bind);
     expect([err.code, err.op, err.path]).to.deep.equal(['ENOENT', 'mount', `/work/${name}`]);
     expect(err.message).to.equal(
-      `mount '/no/such/dir' -> '/work/${name}' (no fstype, MS_BIND|MS_REC, no data): ENOENT`);
+      `mount '/no/such/dir' -> '/work/${name}' (no fstype, MS_BIND|MS_REC, no data): ENOENT`,
+    );
   });
 
   it('creates files as the fs uid and gid set by SetFsID', async () => {
@@ -180,17 +206,22 @@ describe('tsrun RPC methods, server in a new mount namespace', function () {
     expect((await rejection(bad)).code).to.equal('EINVAL');
   });
 
-  it('binds a directory found inside sourceRoot onto a mount point found inside root',
-    async () => {
-      await call(c, 'MkdirAll', { path: '/bindpoint', mode: 0o755, root });
-      await call(c, 'Mount', { source: `/work/${name}`, sourceRoot: root, target: '/bindpoint',
-        root, fstype: null, flags: MS.BIND, data: null });
-      expect(await call(c, 'Stat', { path: '/bindpoint/sub', root })).to.include({ type: 'dir' });
-      expect(fs.existsSync(path.join(root, 'bindpoint', 'sub')), 'bound on the host')
-        .to.equal(false);
-      await call(c, 'Umount', { target: path.join(root, 'bindpoint'), flags: 0 });
-      expect(await call(c, 'Stat', { path: '/bindpoint/sub', root })).to.equal(null);
+  it('binds a directory found inside sourceRoot onto a mount point found inside root', async () => {
+    await call(c, 'MkdirAll', { path: '/bindpoint', mode: 0o755, root });
+    await call(c, 'Mount', {
+      source: `/work/${name}`,
+      sourceRoot: root,
+      target: '/bindpoint',
+      root,
+      fstype: null,
+      flags: MS.BIND,
+      data: null,
     });
+    expect(await call(c, 'Stat', { path: '/bindpoint/sub', root })).to.include({ type: 'dir' });
+    expect(fs.existsSync(path.join(root, 'bindpoint', 'sub')), 'bound on the host').to.equal(false);
+    await call(c, 'Umount', { target: path.join(root, 'bindpoint'), flags: 0 });
+    expect(await call(c, 'Stat', { path: '/bindpoint/sub', root })).to.equal(null);
+  });
 
   it('closes every fd it opened', () => {
     expect(server.openFds()).to.equal(baselineFds);
@@ -198,8 +229,13 @@ describe('tsrun RPC methods, server in a new mount namespace', function () {
 
   it('changes root with pivot_root into a prepared tmpfs', async () => {
     const newroot = path.join(base, 'newroot');
-    await call(c, 'Mount', { source: 'tmpfs', target: newroot, fstype: 'tmpfs', flags: 0,
-      data: null });
+    await call(c, 'Mount', {
+      source: 'tmpfs',
+      target: newroot,
+      fstype: 'tmpfs',
+      flags: 0,
+      data: null,
+    });
     await call(c, 'MkdirAll', { path: '/inside', mode: 0o755, root: newroot });
     await call(c, 'Chroot', { root: newroot });
     expect(await call(c, 'Stat', { path: '/inside' })).to.include({ type: 'dir' });

@@ -11,7 +11,8 @@ const SOURCE_ENV = 'for f in /.singularity.d/env/*.sh; do [ -f "$f" ] && . "$f";
 
 const SCRIPTS: Record<Action, string> = {
   exec: `${SOURCE_ENV}exec "$@"`,
-  run: `${SOURCE_ENV}` +
+  run:
+    `${SOURCE_ENV}` +
     'if [ -x /.singularity.d/runscript ]; then exec /.singularity.d/runscript "$@"; fi; ' +
     'if [ -x /singularity ]; then exec /singularity "$@"; fi; ' +
     'echo "tsrun: no runscript in the image, running /bin/sh" >&2; exec /bin/sh "$@"',
@@ -41,11 +42,17 @@ export function lookPath(cmd: string, pathVar: string): string {
 }
 
 /** The program and argv stage 2 execs for an action, inside the container's root. */
-export function actionCommand(action: Action, args: string[], pathVar: string):
-  { file: string; argv: string[] } {
+export function actionCommand(
+  action: Action,
+  args: string[],
+  pathVar: string,
+): { file: string; argv: string[] } {
   const layout = fs.existsSync('/.singularity.d') && isExecutable('/bin/sh');
   if (layout) {
-    return { file: '/bin/sh', argv: ['/bin/sh', '-c', SCRIPTS[action], `tsrun-${action}`, ...args] };
+    return {
+      file: '/bin/sh',
+      argv: ['/bin/sh', '-c', SCRIPTS[action], `tsrun-${action}`, ...args],
+    };
   }
   if (action === 'exec') {
     if (args.length === 0) throw new TsrunError('exec: no command given', 'EINVAL');

@@ -78,8 +78,12 @@ function parseBind(value: unknown, index: number): BindSpec {
 /** Checks the shape of a tsrun engine config; returns it typed. */
 export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
   const obj = value as Obj;
-  const action = field<Action>(obj, 'action', (v) => v === 'exec' || v === 'run' || v === 'shell',
-    "'exec', 'run' or 'shell'");
+  const action = field<Action>(
+    obj,
+    'action',
+    (v) => v === 'exec' || v === 'run' || v === 'shell',
+    "'exec', 'run' or 'shell'",
+  );
   const binds = field<unknown[]>(obj, 'binds', Array.isArray, 'an array');
   return {
     image: field(obj, 'image', isAbsolute, 'an absolute path'),
@@ -103,7 +107,8 @@ export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
 /** Parses one -B/--bind value: src[:dst[:ro|rw]]. */
 export function parseBindSpec(spec: string): BindSpec {
   const parts = spec.split(':');
-  if (parts.length > 3 || parts[0] === '') throw usageError(`bind '${spec}': expected src[:dst[:ro|rw]]`);
+  if (parts.length > 3 || parts[0] === '')
+    throw usageError(`bind '${spec}': expected src[:dst[:ro|rw]]`);
   const [source, destination = source, mode = 'rw'] = parts;
   if (mode !== 'ro' && mode !== 'rw') {
     throw usageError(`bind '${spec}': unknown option '${mode}' (expected ro or rw)`);

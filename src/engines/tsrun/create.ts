@@ -11,8 +11,16 @@ import type { RpcClient } from '../../rpc/client';
 import type { TsrunEngineConfig, UserInfo } from './config';
 import { makeGroup, makePasswd } from './identity';
 import {
-  CONTAINED_DEVICES, cwdMountPoint, DEV_SYMLINKS, DEVPTS_MOUNT, MountPoint, overlayPath,
-  planMountPoints, SessionPaths, sessionPaths, SHM_MOUNT,
+  CONTAINED_DEVICES,
+  cwdMountPoint,
+  DEV_SYMLINKS,
+  DEVPTS_MOUNT,
+  MountPoint,
+  overlayPath,
+  planMountPoints,
+  SessionPaths,
+  sessionPaths,
+  SHM_MOUNT,
 } from './mounts';
 import { Method, MountArgs, ResolveResult } from './rpc-types';
 
@@ -31,8 +39,17 @@ class Builder {
   }
 
   async mount(m: MountArgs, root?: string): Promise<void> {
-    this.log.verbose({ source: m.source, target: m.target, root, fstype: m.fstype,
-      flags: mountFlagNames(m.flags), data: m.data }, 'mount');
+    this.log.verbose(
+      {
+        source: m.source,
+        target: m.target,
+        root,
+        fstype: m.fstype,
+        flags: mountFlagNames(m.flags),
+        data: m.data,
+      },
+      'mount',
+    );
     await this.rpc.call(Method.Mount, root === undefined ? m : { ...m, root });
   }
 
@@ -47,10 +64,20 @@ class Builder {
    */
   async session(): Promise<void> {
     fs.mkdirSync(this.s.root, { recursive: true, mode: 0o755 });
-    await this.mount({ source: null, target: '/', fstype: null, flags: MS.REC | MS.SLAVE,
-      data: null });
-    await this.mount({ source: 'tmpfs', target: this.s.root, fstype: 'tmpfs',
-      flags: MS.NOSUID | MS.NODEV, data: `mode=755,size=${SESSION_SIZE_MIB}m` });
+    await this.mount({
+      source: null,
+      target: '/',
+      fstype: null,
+      flags: MS.REC | MS.SLAVE,
+      data: null,
+    });
+    await this.mount({
+      source: 'tmpfs',
+      target: this.s.root,
+      fstype: 'tmpfs',
+      flags: MS.NOSUID | MS.NODEV,
+      data: `mode=755,size=${SESSION_SIZE_MIB}m`,
+    });
     for (const dir of [this.s.rootfs, this.s.layer, this.s.final, this.s.files]) {
       await this.mkdir(dir);
     }
@@ -64,11 +91,21 @@ class Builder {
   /** The image on rootfs: a bind of the sandbox directory, read-only unless --writable. */
   async image(): Promise<void> {
     const flags = MS.BIND | MS.NODEV;
-    await this.mount({ source: this.cfg.image, target: this.s.rootfs, fstype: null, flags,
-      data: null });
+    await this.mount({
+      source: this.cfg.image,
+      target: this.s.rootfs,
+      fstype: null,
+      flags,
+      data: null,
+    });
     if (!this.cfg.writable) {
-      await this.mount({ source: null, target: this.s.rootfs, fstype: null,
-        flags: flags | MS.REMOUNT | MS.RDONLY, data: null });
+      await this.mount({
+        source: null,
+        target: this.s.rootfs,
+        fstype: null,
+        flags: flags | MS.REMOUNT | MS.RDONLY,
+        data: null,
+      });
     }
   }
 
@@ -77,11 +114,16 @@ class Builder {
   }
 
   async readImageFile(file: string): Promise<string> {
-    const st = await this.rpc.call<{ type: string } | null>(Method.Stat,
-      { path: file, root: this.s.rootfs });
+    const st = await this.rpc.call<{ type: string } | null>(Method.Stat, {
+      path: file,
+      root: this.s.rootfs,
+    });
     if (st === null) return '';
-    const data = await this.rpc.call<Uint8Array>(Method.ReadFile,
-      { path: file, root: this.s.rootfs, maxSize: 4 << 20 });
+    const data = await this.rpc.call<Uint8Array>(Method.ReadFile, {
+      path: file,
+      root: this.s.rootfs,
+      maxSize: 4 << 20,
+    });
     return Buffer.from(data).toString('utf8');
   }
 
@@ -89,10 +131,16 @@ class Builder {
   async identityFiles(user: UserInfo): Promise<void> {
     const passwd = makePasswd(await this.readImageFile('/etc/passwd'), user);
     const group = makeGroup(await this.readImageFile('/etc/group'), user);
-    await this.rpc.call(Method.WriteFile, { path: `${this.s.files}/passwd`,
-      data: Buffer.from(passwd), mode: 0o644 });
-    await this.rpc.call(Method.WriteFile, { path: `${this.s.files}/group`,
-      data: Buffer.from(group), mode: 0o644 });
+    await this.rpc.call(Method.WriteFile, {
+      path: `${this.s.files}/passwd`,
+      data: Buffer.from(passwd),
+      mode: 0o644,
+    });
+    await this.rpc.call(Method.WriteFile, {
+      path: `${this.s.files}/group`,
+      data: Buffer.from(group),
+      mode: 0o644,
+    });
   }
 
   /**
@@ -132,8 +180,13 @@ class Builder {
   async finalRoot(useLayer: boolean): Promise<string> {
     if (!useLayer) return this.s.rootfs;
     const data = `lowerdir=${overlayPath(this.s.layer)}:${overlayPath(this.s.rootfs)}`;
-    await this.mount({ source: 'overlay', target: this.s.final, fstype: 'overlay',
-      flags: MS.RDONLY | MS.NODEV, data });
+    await this.mount({
+      source: 'overlay',
+      target: this.s.final,
+      fstype: 'overlay',
+      flags: MS.RDONLY | MS.NODEV,
+      data,
+    });
     return this.s.final;
   }
 
@@ -149,8 +202,10 @@ class Builder {
     for (const dev of CONTAINED_DEVICES) {
       if (!fs.existsSync(`/dev/${dev}`)) continue;
       await this.rpc.call(Method.Touch, { path: `/dev/${dev}`, mode: 0o644, root });
-      await this.mount({ source: `/dev/${dev}`, target: `/dev/${dev}`, fstype: null,
-        flags: MS.BIND, data: null }, root);
+      await this.mount(
+        { source: `/dev/${dev}`, target: `/dev/${dev}`, fstype: null, flags: MS.BIND, data: null },
+        root,
+      );
     }
     await this.mkdir('/dev/pts', 0o755, root);
     await this.mount(DEVPTS_MOUNT, root);
@@ -163,8 +218,11 @@ class Builder {
 }
 
 /** Builds the container's root filesystem and pivots into it. */
-export async function createContainer(cfg: TsrunEngineConfig, rpc: RpcClient, log: Logger):
-  Promise<void> {
+export async function createContainer(
+  cfg: TsrunEngineConfig,
+  rpc: RpcClient,
+  log: Logger,
+): Promise<void> {
   const b = new Builder(cfg, rpc, log);
   await withContext('creating the session dir', () => b.session());
   await withContext(`mounting image '${cfg.image}'`, () => b.image());
@@ -181,8 +239,9 @@ export async function createContainer(cfg: TsrunEngineConfig, rpc: RpcClient, lo
   for (const point of points) await b.mountPoint(point, root);
 
   if (cfg.hostname !== undefined) {
-    await withContext(`setting hostname '${cfg.hostname}'`,
-      () => rpc.call(Method.SetHostname, { name: cfg.hostname }));
+    await withContext(`setting hostname '${cfg.hostname}'`, () =>
+      rpc.call(Method.SetHostname, { name: cfg.hostname }),
+    );
   }
   await withContext(`changing root to '${root}'`, () => rpc.call(Method.Chroot, { root }));
 }

@@ -3,7 +3,9 @@
 import type { UserInfo } from './config';
 
 function entries(text: string): string[][] {
-  return text.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('#'))
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '' && !l.startsWith('#'))
     .map((l) => l.split(':'));
 }
 

@@ -40,8 +40,10 @@ export class TsrunEngine implements EngineOperations {
   }
 
   async postStartProcess(container: ContainerProcess): Promise<void> {
-    log().verbose({ pid: container.pid, argv0: this.cfg.args[0] ?? this.cfg.action },
-      'payload started');
+    log().verbose(
+      { pid: container.pid, argv0: this.cfg.args[0] ?? this.cfg.action },
+      'payload started',
+    );
   }
 
   async monitorContainer(container: ContainerProcess, signals: SignalSource): Promise<ExitStatus> {

@@ -37,8 +37,11 @@ const RO_REMOUNT = MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV;
 
 /** A bind of a host path, remounted read-only when asked. */
 export function bindMounts(source: string, dest: string, readonly: boolean): MountArgs[] {
-  const mounts: MountArgs[] = [{ source, target: dest, fstype: null, flags: BIND_FLAGS, data: null }];
-  if (readonly) mounts.push({ source: null, target: dest, fstype: null, flags: RO_REMOUNT, data: null });
+  const mounts: MountArgs[] = [
+    { source, target: dest, fstype: null, flags: BIND_FLAGS, data: null },
+  ];
+  if (readonly)
+    mounts.push({ source: null, target: dest, fstype: null, flags: RO_REMOUNT, data: null });
   return mounts;
 }
 
@@ -50,20 +53,44 @@ const NOSUID_NODEV_NOEXEC = MS.NOSUID | MS.NODEV | MS.NOEXEC;
 
 function systemMountPoints(cfg: TsrunEngineConfig, s: SessionPaths): MountPoint[] {
   const points: MountPoint[] = [
-    { dest: '/proc', kind: 'dir', what: 'proc',
-      mounts: [pseudo('proc', '/proc', NOSUID_NODEV_NOEXEC, null)] },
-    { dest: '/sys', kind: 'dir', what: 'sysfs',
-      mounts: [pseudo('sysfs', '/sys', NOSUID_NODEV_NOEXEC, null)] },
-    { dest: '/dev', kind: 'dir', what: 'dev',
-      mounts: cfg.contain ? [pseudo('tmpfs', '/dev', MS.NOSUID | MS.NOEXEC, 'mode=755,size=1m')]
-        : [{ source: '/dev', target: '/dev', fstype: null, flags: MS.BIND | MS.REC | MS.NOSUID,
-          data: null }] },
+    {
+      dest: '/proc',
+      kind: 'dir',
+      what: 'proc',
+      mounts: [pseudo('proc', '/proc', NOSUID_NODEV_NOEXEC, null)],
+    },
+    {
+      dest: '/sys',
+      kind: 'dir',
+      what: 'sysfs',
+      mounts: [pseudo('sysfs', '/sys', NOSUID_NODEV_NOEXEC, null)],
+    },
+    {
+      dest: '/dev',
+      kind: 'dir',
+      what: 'dev',
+      mounts: cfg.contain
+        ? [pseudo('tmpfs', '/dev', MS.NOSUID | MS.NOEXEC, 'mode=755,size=1m')]
+        : [
+            {
+              source: '/dev',
+              target: '/dev',
+              fstype: null,
+              flags: MS.BIND | MS.REC | MS.NOSUID,
+              data: null,
+            },
+          ],
+    },
   ];
   const tmp = cfg.contain ? s.tmp : '/tmp';
   const varTmp = cfg.contain ? s.varTmp : '/var/tmp';
   points.push({ dest: '/tmp', kind: 'dir', what: 'tmp', mounts: bindMounts(tmp, '/tmp', false) });
-  points.push({ dest: '/var/tmp', kind: 'dir', what: 'tmp',
-    mounts: bindMounts(varTmp, '/var/tmp', false) });
+  points.push({
+    dest: '/var/tmp',
+    kind: 'dir',
+    what: 'tmp',
+    mounts: bindMounts(varTmp, '/var/tmp', false),
+  });
   return points;
 }
 
@@ -82,23 +109,39 @@ function homeMountPoint(cfg: TsrunEngineConfig, s: SessionPaths): MountPoint | u
  * The mount points of a container, in mount order: system mounts, home, identity files, user
  * binds. The working directory is decided later (it depends on what the image holds).
  */
-export function planMountPoints(cfg: TsrunEngineConfig, s: SessionPaths,
-  isDir: (hostPath: string) => boolean): MountPoint[] {
+export function planMountPoints(
+  cfg: TsrunEngineConfig,
+  s: SessionPaths,
+  isDir: (hostPath: string) => boolean,
+): MountPoint[] {
   const points = systemMountPoints(cfg, s);
   const home = homeMountPoint(cfg, s);
   if (home !== undefined) points.push(home);
   for (const name of ['passwd', 'group']) {
-    points.push({ dest: `/etc/${name}`, kind: 'file', what: name,
-      mounts: bindMounts(`${s.files}/${name}`, `/etc/${name}`, true) });
+    points.push({
+      dest: `/etc/${name}`,
+      kind: 'file',
+      what: name,
+      mounts: bindMounts(`${s.files}/${name}`, `/etc/${name}`, true),
+    });
   }
   for (const name of ['hosts', 'resolv.conf']) {
-    points.push({ dest: `/etc/${name}`, kind: 'file', what: name, optional: true,
-      mounts: bindMounts(`/etc/${name}`, `/etc/${name}`, true) });
+    points.push({
+      dest: `/etc/${name}`,
+      kind: 'file',
+      what: name,
+      optional: true,
+      mounts: bindMounts(`/etc/${name}`, `/etc/${name}`, true),
+    });
   }
   for (const bind of cfg.binds) {
     const kind = isDir(bind.source) ? 'dir' : 'file';
-    points.push({ dest: path.posix.normalize(bind.destination), kind, what: 'bind',
-      mounts: bindMounts(bind.source, path.posix.normalize(bind.destination), bind.readonly) });
+    points.push({
+      dest: path.posix.normalize(bind.destination),
+      kind,
+      what: 'bind',
+      mounts: bindMounts(bind.source, path.posix.normalize(bind.destination), bind.readonly),
+    });
   }
   return points;
 }
@@ -107,11 +150,16 @@ export function planMountPoints(cfg: TsrunEngineConfig, s: SessionPaths,
  * The current directory is bound into the container unless --contain is set, it is '/', it is
  * already inside another mount point, or the image has a directory of that name.
  */
-export function cwdMountPoint(cfg: TsrunEngineConfig, planned: MountPoint[],
-  existsInImage: boolean): MountPoint | undefined {
+export function cwdMountPoint(
+  cfg: TsrunEngineConfig,
+  planned: MountPoint[],
+  existsInImage: boolean,
+): MountPoint | undefined {
   const cwd = cfg.cwd;
   if (cfg.contain || cwd === '/' || existsInImage) return undefined;
-  const covering = planned.filter((p) => p.kind === 'dir' && p.what !== 'proc' && p.what !== 'sysfs');
+  const covering = planned.filter(
+    (p) => p.kind === 'dir' && p.what !== 'proc' && p.what !== 'sysfs',
+  );
   if (covering.some((p) => isUnder(cwd, p.dest))) return undefined;
   return { dest: cwd, kind: 'dir', what: 'cwd', mounts: bindMounts(cwd, cwd, false) };
 }
@@ -127,10 +175,13 @@ export const DEV_SYMLINKS: [string, string][] = [
   ['pts/ptmx', '/dev/ptmx'],
 ];
 
-export const DEVPTS_MOUNT: MountArgs = pseudo('devpts', '/dev/pts', MS.NOSUID | MS.NOEXEC,
-  'newinstance,ptmxmode=0666,mode=0620,gid=5');
-export const SHM_MOUNT: MountArgs = pseudo('tmpfs', '/dev/shm', MS.NOSUID | MS.NODEV,
-  'mode=1777');
+export const DEVPTS_MOUNT: MountArgs = pseudo(
+  'devpts',
+  '/dev/pts',
+  MS.NOSUID | MS.NOEXEC,
+  'newinstance,ptmxmode=0666,mode=0620,gid=5',
+);
+export const SHM_MOUNT: MountArgs = pseudo('tmpfs', '/dev/shm', MS.NOSUID | MS.NODEV, 'mode=1777');
 
 /** Escapes a path for overlayfs's lowerdir list (',' and ':' separate entries). */
 export function overlayPath(p: string): string {

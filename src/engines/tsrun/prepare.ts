@@ -25,7 +25,9 @@ function statOrFail(file: string, what: string): fs.Stats {
 function checkImage(image: string): void {
   const st = statOrFail(image, 'image');
   if (!st.isDirectory()) {
-    throw usageError(`image '${image}' is not a directory (only sandbox directories are supported)`);
+    throw usageError(
+      `image '${image}' is not a directory (only sandbox directories are supported)`,
+    );
   }
 }
 
@@ -64,7 +66,9 @@ function hostGroupNames(): Map<number, string> {
 /** Gecos from the host's /etc/passwd (os.userInfo does not give it). */
 function hostGecos(uid: number): string {
   try {
-    const line = fs.readFileSync('/etc/passwd', 'utf8').split('\n')
+    const line = fs
+      .readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
       .find((l) => l.split(':')[2] === String(uid));
     return line?.split(':')[4] ?? '';
   } catch {

@@ -7,7 +7,15 @@ import { addon } from '../../native/addon';
 import { MNT_DETACH, mountFlagNames, NAMESPACES, O } from '../../native/constants';
 import { badArgument, RpcError, systemError } from '../../rpc/errors';
 import {
-  fileType, inParent, lstatIn, mkdirAll, openIn, procfd, relabel, walk, withFd,
+  fileType,
+  inParent,
+  lstatIn,
+  mkdirAll,
+  openIn,
+  procfd,
+  relabel,
+  walk,
+  withFd,
 } from '../../rpc/in-root';
 import { registerMethods } from '../../rpc/registry';
 import type { MethodSpec, MethodTable } from '../../rpc/server';
@@ -17,14 +25,20 @@ import * as T from './rpc-types';
 const HOST_NAME_MAX = 64;
 const MAX_READ = 4 * 1024 * 1024; // ReadFile's maxSize limit: the answer must fit in a frame
 
-type Table = { [M in keyof T.MethodTypes]: MethodSpec<T.MethodTypes[M]['args'],
-  T.MethodTypes[M]['result']> };
+type Table = {
+  [M in keyof T.MethodTypes]: MethodSpec<T.MethodTypes[M]['args'], T.MethodTypes[M]['result']>;
+};
 
 // Mount -----------------------------------------------------------------------------------------
 
 const mountShape: Validator<T.MountArgs> = shape<T.MountArgs>({
-  source: 'string|null', target: 'path', fstype: 'string|null', flags: 'uint',
-  data: 'string|null', root: 'path?', sourceRoot: 'path?',
+  source: 'string|null',
+  target: 'path',
+  fstype: 'string|null',
+  flags: 'uint',
+  data: 'string|null',
+  root: 'path?',
+  sourceRoot: 'path?',
 });
 
 function validateMount(args: unknown): asserts args is T.MountArgs {
@@ -88,8 +102,10 @@ function validateHostname(args: unknown): asserts args is T.SetHostnameArgs {
   }
 }
 
-const namespaceShape: Validator<T.HasNamespaceArgs> =
-  shape<T.HasNamespaceArgs>({ pid: 'uint', kind: 'name' });
+const namespaceShape: Validator<T.HasNamespaceArgs> = shape<T.HasNamespaceArgs>({
+  pid: 'uint',
+  kind: 'name',
+});
 
 function validateNamespace(args: unknown): asserts args is T.HasNamespaceArgs {
   namespaceShape(args);
@@ -153,8 +169,11 @@ function writeFile({ path, data, mode, root }: T.WriteFileArgs): null {
   return null;
 }
 
-const readShape: Validator<T.ReadFileArgs> =
-  shape<T.ReadFileArgs>({ path: 'path', maxSize: 'uint', root: 'path?' });
+const readShape: Validator<T.ReadFileArgs> = shape<T.ReadFileArgs>({
+  path: 'path',
+  maxSize: 'uint',
+  root: 'path?',
+});
 
 function validateRead(args: unknown): asserts args is T.ReadFileArgs {
   readShape(args);

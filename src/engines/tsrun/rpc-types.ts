@@ -31,16 +31,31 @@ export interface MountArgs {
   root?: string; // resolve target inside root
   sourceRoot?: string; // resolve source inside this root (a bind from inside the image)
 }
-export interface UmountArgs { target: string; flags: number }
-export interface MkdirArgs { path: string; mode: number; root?: string }
+export interface UmountArgs {
+  target: string;
+  flags: number;
+}
+export interface MkdirArgs {
+  path: string;
+  mode: number;
+  root?: string;
+}
 /** Creates every missing component (like mkdir -p); returns the created paths, outermost first. */
-export interface MkdirAllArgs { path: string; mode: number; root?: string }
+export interface MkdirAllArgs {
+  path: string;
+  mode: number;
+  root?: string;
+}
 /**
  * Makes `root` the root of the mount namespace: chdir(root), pivot_root(".", "."), detach the old
  * root (umount2 MNT_DETACH), chdir("/"). Every process of the namespace sees the new root.
  */
-export interface ChrootArgs { root: string }
-export interface SetHostnameArgs { name: string }
+export interface ChrootArgs {
+  root: string;
+}
+export interface SetHostnameArgs {
+  name: string;
+}
 /**
  * Whether the RPC server (so the container) is in a different `kind` namespace than process `pid`
  * (as Singularity's HasNamespace). The master passes its own pid: the answer is then "does the
@@ -50,28 +65,71 @@ export interface SetHostnameArgs { name: string }
  * kind. pid 1 is no reference: reading another user's /proc/1/ns fails without privileges.
  * kind: 'user' | 'mnt' | 'pid' | 'net' | 'uts' | 'ipc' | 'cgroup'; pid >= 1.
  */
-export interface HasNamespaceArgs { pid: number; kind: string }
+export interface HasNamespaceArgs {
+  pid: number;
+  kind: string;
+}
 /** setfsuid/setfsgid of the RPC server's serving thread, for files created as the user. */
-export interface SetFsIDArgs { uid: number; gid: number }
-export interface SymlinkArgs { target: string; linkpath: string; root?: string }
+export interface SetFsIDArgs {
+  uid: number;
+  gid: number;
+}
+export interface SymlinkArgs {
+  target: string;
+  linkpath: string;
+  root?: string;
+}
 /** Creates an empty regular file when the path does not exist (a mount point for a file bind). */
-export interface TouchArgs { path: string; mode: number; root?: string }
-export interface WriteFileArgs { path: string; data: Uint8Array; mode: number; root?: string }
-export interface ReadFileArgs { path: string; maxSize: number; root?: string }
-export interface StatArgs { path: string; root?: string }
+export interface TouchArgs {
+  path: string;
+  mode: number;
+  root?: string;
+}
+export interface WriteFileArgs {
+  path: string;
+  data: Uint8Array;
+  mode: number;
+  root?: string;
+}
+export interface ReadFileArgs {
+  path: string;
+  maxSize: number;
+  root?: string;
+}
+export interface StatArgs {
+  path: string;
+  root?: string;
+}
 export type FileType = 'file' | 'dir' | 'symlink' | 'char' | 'block' | 'fifo' | 'socket';
 /** null when the path does not exist. Does not follow a final symlink. */
-export type StatResult = { type: FileType; mode: number; uid: number; gid: number; size: number } |
-  null;
+export type StatResult = {
+  type: FileType;
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+} | null;
 /**
  * Resolves `path` inside `root` as far as it exists. `resolved` is the in-root path (starting
  * with '/') of the deepest existing component after following symlinks inside root; `missing` are
  * the components below it that do not exist; `type` is the type of `resolved`.
  */
-export interface ResolveArgs { path: string; root: string }
-export interface ResolveResult { resolved: string; missing: string[]; type: FileType }
-export interface MknodArgs { path: string; mode: number; major: number; minor: number;
-  root?: string }
+export interface ResolveArgs {
+  path: string;
+  root: string;
+}
+export interface ResolveResult {
+  resolved: string;
+  missing: string[];
+  type: FileType;
+}
+export interface MknodArgs {
+  path: string;
+  mode: number;
+  major: number;
+  minor: number;
+  root?: string;
+}
 
 /**
  * Argument and result type of each method. Methods that only act answer null. MkdirAll answers

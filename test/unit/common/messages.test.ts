@@ -28,8 +28,13 @@ describe('stage messages', () => {
     const [a, b] = addon().socketpair();
     const got: unknown[] = [];
     const sock = new net.Socket({ fd: b, readable: true, writable: true });
-    const done = new Promise<void>((resolve) => readMessages(sock, (m) => got.push(m), () =>
-      resolve()));
+    const done = new Promise<void>((resolve) =>
+      readMessages(
+        sock,
+        (m) => got.push(m),
+        () => resolve(),
+      ),
+    );
     fs.writeSync(a, '{"n":1}\n{"n":2}\n{"n"');
     await new Promise((r) => setTimeout(r, 20));
     fs.writeSync(a, ':3}\n');
@@ -41,8 +46,13 @@ describe('stage messages', () => {
   it('ends with an error on a line that is not JSON', async () => {
     const [a, b] = addon().socketpair();
     const sock = new net.Socket({ fd: b, readable: true, writable: true });
-    const done = new Promise<Error | undefined>((resolve) => readMessages(sock, () => {},
-      (err) => resolve(err)));
+    const done = new Promise<Error | undefined>((resolve) =>
+      readMessages(
+        sock,
+        () => {},
+        (err) => resolve(err),
+      ),
+    );
     fs.writeSync(a, 'not json\n');
     const err = await done;
     addon().close(a);

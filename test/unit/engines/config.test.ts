@@ -5,8 +5,17 @@ import { parseBindSpec, parseTsrunConfig } from '../../../src/engines/tsrun/conf
 import { parseBinds } from '../../../src/cli/config';
 
 const tsrunConfig = {
-  image: '/img', action: 'exec', args: ['true'], env: { A: 'b' }, cwd: '/', binds: [],
-  writable: false, contain: false, pidNamespace: false, utsNamespace: false, ipcNamespace: false,
+  image: '/img',
+  action: 'exec',
+  args: ['true'],
+  env: { A: 'b' },
+  cwd: '/',
+  binds: [],
+  writable: false,
+  contain: false,
+  pidNamespace: false,
+  utsNamespace: false,
+  ipcNamespace: false,
 };
 
 describe('engine config', () => {
@@ -26,8 +35,9 @@ describe('engine config', () => {
 
   it('refuses a missing engine name and a container id with a slash', () => {
     expect(() => parseCommonConfig('{"containerID":"a","engineConfig":{}}')).to.throw(/engineName/);
-    expect(() => parseCommonConfig('{"engineName":"x","containerID":"a/b","engineConfig":{}}'))
-      .to.throw(/containerID/);
+    expect(() =>
+      parseCommonConfig('{"engineName":"x","containerID":"a/b","engineConfig":{}}'),
+    ).to.throw(/containerID/);
   });
 
   it('refuses an unknown engine name with the names it knows', () => {
@@ -36,7 +46,11 @@ describe('engine config', () => {
   });
 
   it('builds the tsrun engine from a valid config', () => {
-    const text = JSON.stringify({ engineName: 'tsrun', containerID: 'a', engineConfig: tsrunConfig });
+    const text = JSON.stringify({
+      engineName: 'tsrun',
+      containerID: 'a',
+      engineConfig: tsrunConfig,
+    });
     const engine = newEngine(text);
     expect(engine.common.engineName).to.equal('tsrun');
     expect(engine.ops.config()).to.include({ image: '/img', action: 'exec' });
@@ -46,16 +60,25 @@ describe('engine config', () => {
     expect(() => parseTsrunConfig({ ...tsrunConfig, image: 'relative' })).to.throw(/image must be/);
     expect(() => parseTsrunConfig({ ...tsrunConfig, action: 'fly' })).to.throw(/action must be/);
     expect(() => parseTsrunConfig({ ...tsrunConfig, env: { A: 1 } })).to.throw(/env must be/);
-    expect(() => parseTsrunConfig({ ...tsrunConfig, binds: [{ source: '/a' }] }))
-      .to.throw(/destination must be/);
+    expect(() => parseTsrunConfig({ ...tsrunConfig, binds: [{ source: '/a' }] })).to.throw(
+      /destination must be/,
+    );
   });
 });
 
 describe('bind specs', () => {
   it('reads src, src:dst and src:dst:ro', () => {
     expect(parseBindSpec('/a')).to.deep.equal({ source: '/a', destination: '/a', readonly: false });
-    expect(parseBindSpec('/a:/b')).to.deep.equal({ source: '/a', destination: '/b', readonly: false });
-    expect(parseBindSpec('/a:/b:ro')).to.deep.equal({ source: '/a', destination: '/b', readonly: true });
+    expect(parseBindSpec('/a:/b')).to.deep.equal({
+      source: '/a',
+      destination: '/b',
+      readonly: false,
+    });
+    expect(parseBindSpec('/a:/b:ro')).to.deep.equal({
+      source: '/a',
+      destination: '/b',
+      readonly: true,
+    });
   });
 
   it('refuses an unknown option and a relative destination', () => {

@@ -1,17 +1,44 @@
 import { expect } from 'chai';
 import type { TsrunEngineConfig } from '../../../src/engines/tsrun/config';
-import { cwdMountPoint, overlayPath, planMountPoints, sessionPaths } from
-  '../../../src/engines/tsrun/mounts';
+import {
+  cwdMountPoint,
+  overlayPath,
+  planMountPoints,
+  sessionPaths,
+} from '../../../src/engines/tsrun/mounts';
 import { makeGroup, makePasswd } from '../../../src/engines/tsrun/identity';
 import { MS } from '../../../src/native/constants';
 
-const user = { uid: 1000, gid: 1000, name: 'alice', gecos: 'Alice', home: '/home/alice',
-  shell: '/bin/bash', groups: [{ gid: 1000, name: 'alice' }, { gid: 27, name: 'sudo' }] };
+const user = {
+  uid: 1000,
+  gid: 1000,
+  name: 'alice',
+  gecos: 'Alice',
+  home: '/home/alice',
+  shell: '/bin/bash',
+  groups: [
+    { gid: 1000, name: 'alice' },
+    { gid: 27, name: 'sudo' },
+  ],
+};
 
 function config(over: Partial<TsrunEngineConfig> = {}): TsrunEngineConfig {
-  return { image: '/img', action: 'exec', args: [], env: {}, cwd: '/work/p', binds: [],
-    writable: false, contain: false, pidNamespace: false, utsNamespace: false, ipcNamespace: false,
-    user, sessionDir: '/s', ...over };
+  return {
+    image: '/img',
+    action: 'exec',
+    args: [],
+    env: {},
+    cwd: '/work/p',
+    binds: [],
+    writable: false,
+    contain: false,
+    pidNamespace: false,
+    utsNamespace: false,
+    ipcNamespace: false,
+    user,
+    sessionDir: '/s',
+    ...over,
+  };
 }
 const s = sessionPaths('/s');
 const allDirs = () => true;
@@ -20,13 +47,28 @@ describe('mount plan', () => {
   it('mounts proc, sys, dev, tmp, var/tmp, home, identity files, then binds, in that order', () => {
     const cfg = config({ binds: [{ source: '/data', destination: '/mnt', readonly: true }] });
     const dests = planMountPoints(cfg, s, allDirs).map((p) => p.dest);
-    expect(dests).to.deep.equal(['/proc', '/sys', '/dev', '/tmp', '/var/tmp', '/home/alice',
-      '/etc/passwd', '/etc/group', '/etc/hosts', '/etc/resolv.conf', '/mnt']);
+    expect(dests).to.deep.equal([
+      '/proc',
+      '/sys',
+      '/dev',
+      '/tmp',
+      '/var/tmp',
+      '/home/alice',
+      '/etc/passwd',
+      '/etc/group',
+      '/etc/hosts',
+      '/etc/resolv.conf',
+      '/mnt',
+    ]);
   });
 
   it('remounts a read-only bind with MS_RDONLY and keeps a rw bind writable', () => {
-    const cfg = config({ binds: [{ source: '/a', destination: '/ro', readonly: true },
-      { source: '/b', destination: '/rw', readonly: false }] });
+    const cfg = config({
+      binds: [
+        { source: '/a', destination: '/ro', readonly: true },
+        { source: '/b', destination: '/rw', readonly: false },
+      ],
+    });
     const points = planMountPoints(cfg, s, allDirs);
     const ro = points.find((p) => p.dest === '/ro')!;
     const rw = points.find((p) => p.dest === '/rw')!;
@@ -36,7 +78,9 @@ describe('mount plan', () => {
   });
 
   it('gives a file bind a file mount point', () => {
-    const cfg = config({ binds: [{ source: '/etc/x.conf', destination: '/x.conf', readonly: false }] });
+    const cfg = config({
+      binds: [{ source: '/etc/x.conf', destination: '/x.conf', readonly: false }],
+    });
     const point = planMountPoints(cfg, s, () => false).find((p) => p.dest === '/x.conf')!;
     expect(point.kind).to.equal('file');
   });
@@ -61,7 +105,9 @@ describe('mount plan', () => {
 
   it('does not treat /proc as covering a current directory below it', () => {
     const cfg = config({ cwd: '/procedure' });
-    expect(cwdMountPoint(cfg, planMountPoints(cfg, s, allDirs), false)?.dest).to.equal('/procedure');
+    expect(cwdMountPoint(cfg, planMountPoints(cfg, s, allDirs), false)?.dest).to.equal(
+      '/procedure',
+    );
   });
 
   it('escapes colons and commas in overlay paths', () => {
@@ -72,7 +118,9 @@ describe('mount plan', () => {
 describe('identity files', () => {
   it('appends the user to a passwd file that lacks its uid', () => {
     const out = makePasswd('root:x:0:0:root:/root:/bin/sh', user);
-    expect(out).to.equal('root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n');
+    expect(out).to.equal(
+      'root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/bash\n',
+    );
   });
 
   it('keeps a passwd file that has the uid', () => {

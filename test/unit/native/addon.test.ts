@@ -9,13 +9,51 @@ describe('native addon', function () {
 
   it('exposes every function of the Addon interface', function () {
     const names = [
-      'cloneExec', 'release', 'abort', 'waitPidfd', 'waitPid', 'execve', 'setsid', 'getpgrp',
-      'tcgetpgrp', 'tcsetpgrp', 'setns', 'unshare', 'mount', 'umount2', 'pivotRoot', 'chroot',
-      'sethostname', 'setdomainname', 'openat2', 'mknod', 'setresuid', 'setresgid', 'setgroups',
-      'setfsuid', 'setfsgid', 'capget', 'capset', 'capBoundingRead', 'capBoundingDrop',
-      'capAmbientRaise', 'capAmbientClearAll', 'capAmbientIsSet', 'capLast', 'setNoNewPrivs',
-      'getNoNewPrivs', 'setKeepCaps', 'setPdeathsig', 'setChildSubreaper', 'setName', 'socketpair',
-      'pipe', 'sendFds', 'recvFds', 'setCloexec', 'close',
+      'cloneExec',
+      'release',
+      'abort',
+      'waitPidfd',
+      'waitPid',
+      'execve',
+      'setsid',
+      'getpgrp',
+      'tcgetpgrp',
+      'tcsetpgrp',
+      'setns',
+      'unshare',
+      'mount',
+      'umount2',
+      'pivotRoot',
+      'chroot',
+      'sethostname',
+      'setdomainname',
+      'openat2',
+      'mknod',
+      'setresuid',
+      'setresgid',
+      'setgroups',
+      'setfsuid',
+      'setfsgid',
+      'capget',
+      'capset',
+      'capBoundingRead',
+      'capBoundingDrop',
+      'capAmbientRaise',
+      'capAmbientClearAll',
+      'capAmbientIsSet',
+      'capLast',
+      'setNoNewPrivs',
+      'getNoNewPrivs',
+      'setKeepCaps',
+      'setPdeathsig',
+      'setChildSubreaper',
+      'setName',
+      'socketpair',
+      'pipe',
+      'sendFds',
+      'recvFds',
+      'setCloexec',
+      'close',
     ];
     for (const name of names) expect(native, name).to.have.property(name).that.is.a('function');
   });
@@ -24,24 +62,36 @@ describe('native addon', function () {
     it('carry code, errno, syscall and path, and name them in the message', function () {
       const err = caught(() => native.chroot('/nonexistent/tsrun'));
       expect(err).to.be.instanceOf(Error);
-      expect(err).to.include({ code: 'ENOENT', errno: 2, syscall: 'chroot',
-        path: '/nonexistent/tsrun' });
+      expect(err).to.include({
+        code: 'ENOENT',
+        errno: 2,
+        syscall: 'chroot',
+        path: '/nonexistent/tsrun',
+      });
       expect(err).not.to.have.property('dest');
       expect(err.message).to.equal(
-        "chroot '/nonexistent/tsrun': ENOENT (No such file or directory)");
+        "chroot '/nonexistent/tsrun': ENOENT (No such file or directory)",
+      );
     });
 
     it('carry the source as path and the mount point as dest for mount', function () {
       const err = caught(() => native.mount('proc', '/nonexistent/proc', 'proc', 0, null));
-      expect(err).to.include({ code: 'ENOENT', syscall: 'mount', path: 'proc',
-        dest: '/nonexistent/proc' });
+      expect(err).to.include({
+        code: 'ENOENT',
+        syscall: 'mount',
+        path: 'proc',
+        dest: '/nonexistent/proc',
+      });
       expect(err.message).to.equal(
-        "mount 'proc' -> '/nonexistent/proc': ENOENT (No such file or directory)");
+        "mount 'proc' -> '/nonexistent/proc': ENOENT (No such file or directory)",
+      );
     });
 
     it('are TypeErrors naming the argument when an argument is wrong', function () {
-      expect(() => native.mount(1 as never, '/x', null, 0, null))
-        .to.throw(TypeError, "argument 'source'");
+      expect(() => native.mount(1 as never, '/x', null, 0, null)).to.throw(
+        TypeError,
+        "argument 'source'",
+      );
       expect(() => native.close(-1)).to.throw(TypeError, "argument 'fd'");
       expect(() => native.chroot('/a\0b')).to.throw(TypeError, 'NUL');
       expect(() => native.capset({ effective: 1 } as never)).to.throw(TypeError, 'sets.effective');
@@ -68,8 +118,9 @@ describe('native addon', function () {
         expect(data.toString()).to.equal('take this');
         expect(fds).to.have.length(1);
         const fdinfo = fs.readFileSync(`/proc/self/fdinfo/${fds[0]}`, 'utf8');
-        expect(parseInt(fdinfo.match(/flags:\s*(\d+)/)?.[1] ?? '0', 8) & O.CLOEXEC)
-          .to.equal(O.CLOEXEC);
+        expect(parseInt(fdinfo.match(/flags:\s*(\d+)/)?.[1] ?? '0', 8) & O.CLOEXEC).to.equal(
+          O.CLOEXEC,
+        );
         fs.writeSync(writeEnd, 'through the copy');
         native.close(writeEnd);
         expect(fs.readFileSync(fds[0], 'utf8')).to.equal('through the copy');
@@ -92,8 +143,14 @@ describe('native addon', function () {
 
     it('setCloexec turns FD_CLOEXEC off and on', function () {
       const [readEnd, writeEnd] = native.pipe();
-      const cloexec = () => (parseInt(fs.readFileSync(`/proc/self/fdinfo/${readEnd}`, 'utf8')
-        .match(/flags:\s*(\d+)/)?.[1] ?? '0', 8) & O.CLOEXEC) !== 0;
+      const cloexec = () =>
+        (parseInt(
+          fs.readFileSync(`/proc/self/fdinfo/${readEnd}`, 'utf8').match(/flags:\s*(\d+)/)?.[1] ??
+            '0',
+          8,
+        ) &
+          O.CLOEXEC) !==
+        0;
       native.setCloexec(readEnd, false);
       expect(cloexec()).to.equal(false);
       native.setCloexec(readEnd, true);

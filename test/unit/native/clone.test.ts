@@ -6,7 +6,15 @@ import * as os from 'node:os';
 import { SystemError } from '../../../src/native/addon';
 import { CLONE, SIGNALS } from '../../../src/native/constants';
 import {
-  finish, inWorker, leavesNothingBehind, native, requireRoot, run, runMain, sh, sleep,
+  finish,
+  inWorker,
+  leavesNothingBehind,
+  native,
+  requireRoot,
+  run,
+  runMain,
+  sh,
+  sleep,
 } from './helpers';
 
 const CAP_NET_BIND_SERVICE = 10;
@@ -34,9 +42,12 @@ describe('native cloneExec', function () {
       // Swaps two pipes: each one's target is the other one's number here.
       const [otherRead, otherWrite] = native.pipe();
       try {
-        const { output } = await runMain((out) => sh(
-          `echo to-other >/proc/self/fd/${out}; echo to-out >/proc/self/fd/${otherWrite}`,
-          [{ fd: otherWrite, target: out }, { fd: out, target: otherWrite }]));
+        const { output } = await runMain((out) =>
+          sh(`echo to-other >/proc/self/fd/${out}; echo to-out >/proc/self/fd/${otherWrite}`, [
+            { fd: otherWrite, target: out },
+            { fd: out, target: otherWrite },
+          ]),
+        );
         native.close(otherWrite);
         expect(output).to.equal('to-out\n');
         expect(fs.readFileSync(otherRead, 'utf8')).to.equal('to-other\n');
@@ -50,7 +61,8 @@ describe('native cloneExec', function () {
       native.setCloexec(leakWrite, false);
       try {
         const { output } = await runMain((out) =>
-          sh('exec ls /proc/self/fd >&3', [{ fd: out, target: 3 }]));
+          sh('exec ls /proc/self/fd >&3', [{ fd: out, target: 3 }]),
+        );
         // ls lists its own directory fd too, at the lowest free number.
         const listed = output.split('\n').filter(Boolean).map(Number);
         expect(listed).to.include(3);
@@ -65,14 +77,19 @@ describe('native cloneExec', function () {
     it('starts the payload with default signal handling and no blocked signal', async function () {
       // Node ignores SIGPIPE; the payload must not inherit that.
       const { output } = await runMain((out) =>
-        sh('grep -E "^Sig(Ign|Blk)" /proc/self/status >&3', [{ fd: out, target: 3 }]));
+        sh('grep -E "^Sig(Ign|Blk)" /proc/self/status >&3', [{ fd: out, target: 3 }]),
+      );
       expect(output).to.equal('SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n');
     });
 
     it('holds the child before execve until release()', async function () {
       const [readEnd, writeEnd] = native.pipe();
-      const handle = native.cloneExec({ flags: 0, joinNs: [], waitForRelease: true,
-        main: sh('echo ran >&3', [{ fd: writeEnd, target: 3 }]) });
+      const handle = native.cloneExec({
+        flags: 0,
+        joinNs: [],
+        waitForRelease: true,
+        main: sh('echo ran >&3', [{ fd: writeEnd, target: 3 }]),
+      });
       native.close(writeEnd);
       try {
         await sleep(200);
@@ -88,8 +105,12 @@ describe('native cloneExec', function () {
 
     it('makes a held child exit 1 without running when aborted', async function () {
       const [readEnd, writeEnd] = native.pipe();
-      const handle = native.cloneExec({ flags: 0, joinNs: [], waitForRelease: true,
-        main: sh('echo ran >&3', [{ fd: writeEnd, target: 3 }]) });
+      const handle = native.cloneExec({
+        flags: 0,
+        joinNs: [],
+        waitForRelease: true,
+        main: sh('echo ran >&3', [{ fd: writeEnd, target: 3 }]),
+      });
       native.close(writeEnd);
       native.abort(handle);
       native.abort(handle); // a second abort is a no-op
@@ -109,30 +130,51 @@ describe('native cloneExec', function () {
       expect(await finish(second)).to.deep.equal({ code: 0, signal: null });
     });
 
-    it('rejects release() with ENOENT, execve and the path when the program is missing',
-      async function () {
-        const handle = native.cloneExec({ flags: 0, joinNs: [], waitForRelease: true,
-          main: { path: '/nonexistent/tsrun-payload', argv: ['x'], envp: [], fds: [] } });
-        const err = await native.release(handle).then(() => undefined, (e: SystemError) => e);
-        expect(err).to.include({ code: 'ENOENT', errno: 2, syscall: 'execve',
-          path: '/nonexistent/tsrun-payload' });
-        expect(err?.message).to.equal(
-          "execve '/nonexistent/tsrun-payload': ENOENT (No such file or directory)");
-        expect(await finish(handle)).to.deep.equal({ code: 127, signal: null });
+    it('rejects release() with ENOENT, execve and the path when the program is missing', async function () {
+      const handle = native.cloneExec({
+        flags: 0,
+        joinNs: [],
+        waitForRelease: true,
+        main: { path: '/nonexistent/tsrun-payload', argv: ['x'], envp: [], fds: [] },
       });
+      const err = await native.release(handle).then(
+        () => undefined,
+        (e: SystemError) => e,
+      );
+      expect(err).to.include({
+        code: 'ENOENT',
+        errno: 2,
+        syscall: 'execve',
+        path: '/nonexistent/tsrun-payload',
+      });
+      expect(err?.message).to.equal(
+        "execve '/nonexistent/tsrun-payload': ENOENT (No such file or directory)",
+      );
+      expect(await finish(handle)).to.deep.equal({ code: 127, signal: null });
+    });
 
     it('rejects release() with chdir and the directory when cwd is missing', async function () {
-      const handle = native.cloneExec({ flags: 0, joinNs: [], waitForRelease: false,
-        main: sh('exit 0', [], { cwd: '/nonexistent/dir' }) });
-      const err = await native.release(handle).then(() => undefined, (e: SystemError) => e);
+      const handle = native.cloneExec({
+        flags: 0,
+        joinNs: [],
+        waitForRelease: false,
+        main: sh('exit 0', [], { cwd: '/nonexistent/dir' }),
+      });
+      const err = await native.release(handle).then(
+        () => undefined,
+        (e: SystemError) => e,
+      );
       expect(err).to.include({ code: 'ENOENT', syscall: 'chdir', path: '/nonexistent/dir' });
       await finish(handle);
     });
 
     it('starts a new session and changes directory when asked', async function () {
-      const { output } = await runMain((out) => sh(
-        'echo $$ $(cut -d" " -f6 /proc/$$/stat) $(pwd) >&3', [{ fd: out, target: 3 }],
-        { setsid: true, cwd: '/usr' }));
+      const { output } = await runMain((out) =>
+        sh('echo $$ $(cut -d" " -f6 /proc/$$/stat) $(pwd) >&3', [{ fd: out, target: 3 }], {
+          setsid: true,
+          cwd: '/usr',
+        }),
+      );
       const [pid, session, cwd] = output.trim().split(' ');
       expect(session).to.equal(pid);
       expect(cwd).to.equal('/usr');
@@ -141,9 +183,16 @@ describe('native cloneExec', function () {
     it('rejects release() with setns when a namespace fd is not one', async function () {
       const [readEnd, writeEnd] = native.pipe();
       try {
-        const handle = native.cloneExec({ flags: 0, joinNs: [readEnd], waitForRelease: false,
-          main: sh('exit 0') });
-        const err = await native.release(handle).then(() => undefined, (e: SystemError) => e);
+        const handle = native.cloneExec({
+          flags: 0,
+          joinNs: [readEnd],
+          waitForRelease: false,
+          main: sh('exit 0'),
+        });
+        const err = await native.release(handle).then(
+          () => undefined,
+          (e: SystemError) => e,
+        );
         expect(err).to.include({ code: 'EINVAL', syscall: 'setns' });
         expect(await finish(handle)).to.deep.equal({ code: 127, signal: null });
       } finally {
@@ -153,75 +202,117 @@ describe('native cloneExec', function () {
     });
 
     it('refuses flags other than CLONE_NEW*', function () {
-      expect(() => native.cloneExec({ flags: 0x100 /* CLONE_VM */, joinNs: [],
-        waitForRelease: false, main: sh('exit 0') })).to.throw(TypeError, 'spec.flags');
+      expect(() =>
+        native.cloneExec({
+          flags: 0x100 /* CLONE_VM */,
+          joinNs: [],
+          waitForRelease: false,
+          main: sh('exit 0'),
+        }),
+      ).to.throw(TypeError, 'spec.flags');
     });
 
     it('refuses a target placed twice or below 3', function () {
-      const spec = (fds: { fd: number; target: number }[]) => () => native.cloneExec({
-        flags: 0, joinNs: [], waitForRelease: false, main: sh('exit 0', fds) });
-      expect(spec([{ fd: 0, target: 3 }, { fd: 1, target: 3 }])).to.throw(TypeError, 'twice');
+      const spec = (fds: { fd: number; target: number }[]) => () =>
+        native.cloneExec({
+          flags: 0,
+          joinNs: [],
+          waitForRelease: false,
+          main: sh('exit 0', fds),
+        });
+      expect(
+        spec([
+          { fd: 0, target: 3 },
+          { fd: 1, target: 3 },
+        ]),
+      ).to.throw(TypeError, 'twice');
       expect(spec([{ fd: 0, target: 2 }])).to.throw(TypeError, 'target');
     });
   });
 
   describe('RPC server, namespaces and capabilities', function () {
-    it('starts a CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWUTS child as pid 1 of its namespace',
-      async function () {
-        requireRoot(this);
-        const hostname = os.hostname();
-        const { output } = await run((out) => ({
-          flags: CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWUTS, joinNs: [], waitForRelease: false,
-          main: sh('hostname tsrun-inner && echo $$ $(uname -n) >&3', [{ fd: out, target: 3 }]) }));
-        expect(output).to.equal('1 tsrun-inner\n');
-        expect(os.hostname()).to.equal(hostname);
-      });
+    it('starts a CLONE_NEWPID|CLONE_NEWNS|CLONE_NEWUTS child as pid 1 of its namespace', async function () {
+      requireRoot(this);
+      const hostname = os.hostname();
+      const { output } = await run((out) => ({
+        flags: CLONE.NEWPID | CLONE.NEWNS | CLONE.NEWUTS,
+        joinNs: [],
+        waitForRelease: false,
+        main: sh('hostname tsrun-inner && echo $$ $(uname -n) >&3', [{ fd: out, target: 3 }]),
+      }));
+      expect(output).to.equal('1 tsrun-inner\n');
+      expect(os.hostname()).to.equal(hostname);
+    });
 
-    it('forks the RPC server as a child of the main process, in its pid namespace',
-      async function () {
-        requireRoot(this);
-        // Main waits until the RPC server closes its end of `gate`, so it is still its parent.
-        const [gateRead, gateWrite] = native.pipe();
-        const { output } = await run((out) => ({
-          flags: CLONE.NEWPID, joinNs: [], waitForRelease: true,
+    it('forks the RPC server as a child of the main process, in its pid namespace', async function () {
+      requireRoot(this);
+      // Main waits until the RPC server closes its end of `gate`, so it is still its parent.
+      const [gateRead, gateWrite] = native.pipe();
+      const { output } = await run(
+        (out) => ({
+          flags: CLONE.NEWPID,
+          joinNs: [],
+          waitForRelease: true,
           main: sh('cat <&4 >/dev/null', [{ fd: gateRead, target: 4 }]),
-          rpc: sh('echo $$ $PPID >&3', [{ fd: out, target: 3 }, { fd: gateWrite, target: 4 }]),
-        }), [gateRead, gateWrite]);
-        expect(output).to.equal('2 1\n');
-      });
+          rpc: sh('echo $$ $PPID >&3', [
+            { fd: out, target: 3 },
+            { fd: gateWrite, target: 4 },
+          ]),
+        }),
+        [gateRead, gateWrite],
+      );
+      expect(output).to.equal('2 1\n');
+    });
 
     it('rejects release() naming the RPC server program when it is missing', async function () {
-      const handle = native.cloneExec({ flags: 0, joinNs: [], waitForRelease: true,
-        main: sh('exit 0'), rpc: { path: '/nonexistent/rpc', argv: ['rpc'], envp: [], fds: [] } });
-      const err = await native.release(handle).then(() => undefined, (e: SystemError) => e);
+      const handle = native.cloneExec({
+        flags: 0,
+        joinNs: [],
+        waitForRelease: true,
+        main: sh('exit 0'),
+        rpc: { path: '/nonexistent/rpc', argv: ['rpc'], envp: [], fds: [] },
+      });
+      const err = await native.release(handle).then(
+        () => undefined,
+        (e: SystemError) => e,
+      );
       expect(err).to.include({ code: 'ENOENT', syscall: 'execve', path: '/nonexistent/rpc' });
       await finish(handle);
     });
 
-    it('kills the RPC server with its parent-death signal when the main process exits',
-      async function () {
-        // The pipe reaches its end when the RPC server (sleep, holding it) dies: at once if the
-        // signal works, after 5 s if not.
-        const started = Date.now();
-        await run((out) => ({
-          flags: 0, joinNs: [], waitForRelease: false, main: sh('exit 0'),
-          rpc: sh('exec sleep 5', [{ fd: out, target: 3 }], { pdeathSignal: SIGNALS.SIGKILL }),
-        }));
-        expect(Date.now() - started).to.be.below(4000);
-      });
+    it('kills the RPC server with its parent-death signal when the main process exits', async function () {
+      // The pipe reaches its end when the RPC server (sleep, holding it) dies: at once if the
+      // signal works, after 5 s if not.
+      const started = Date.now();
+      await run((out) => ({
+        flags: 0,
+        joinNs: [],
+        waitForRelease: false,
+        main: sh('exit 0'),
+        rpc: sh('exec sleep 5', [{ fd: out, target: 3 }], { pdeathSignal: SIGNALS.SIGKILL }),
+      }));
+      expect(Date.now() - started).to.be.below(4000);
+    });
 
     it('joins the namespaces given in joinNs, in the child only', async function () {
       requireRoot(this);
       // A worker thread makes a uts namespace and leaves it open as an fd of this process.
-      const nsFd = await inWorker((n, _fs, data) => {
-        n.unshare(data.newuts);
-        n.sethostname('tsrun-joined');
-        // Not fs.openSync: Node closes the fds a worker opened that way when the worker ends.
-        return n.openat2(-100, '/proc/thread-self/ns/uts', 0, 0, 0);
-      }, { newuts: CLONE.NEWUTS });
+      const nsFd = await inWorker(
+        (n, _fs, data) => {
+          n.unshare(data.newuts);
+          n.sethostname('tsrun-joined');
+          // Not fs.openSync: Node closes the fds a worker opened that way when the worker ends.
+          return n.openat2(-100, '/proc/thread-self/ns/uts', 0, 0, 0);
+        },
+        { newuts: CLONE.NEWUTS },
+      );
       try {
-        const { output } = await run((out) => ({ flags: 0, joinNs: [nsFd], waitForRelease: false,
-          main: sh('uname -n >&3', [{ fd: out, target: 3 }]) }));
+        const { output } = await run((out) => ({
+          flags: 0,
+          joinNs: [nsFd],
+          waitForRelease: false,
+          main: sh('uname -n >&3', [{ fd: out, target: 3 }]),
+        }));
         expect(output).to.equal('tsrun-joined\n');
         expect(os.hostname()).not.to.equal('tsrun-joined');
       } finally {
@@ -231,8 +322,11 @@ describe('native cloneExec', function () {
 
     it('raises ambient capabilities in the child', async function () {
       requireRoot(this);
-      const { output } = await runMain((out) => sh('grep CapAmb /proc/self/status >&3',
-        [{ fd: out, target: 3 }], { ambientCaps: [CAP_NET_BIND_SERVICE] }));
+      const { output } = await runMain((out) =>
+        sh('grep CapAmb /proc/self/status >&3', [{ fd: out, target: 3 }], {
+          ambientCaps: [CAP_NET_BIND_SERVICE],
+        }),
+      );
       expect(output).to.equal('CapAmb:\t0000000000000400\n');
     });
   });

@@ -6,7 +6,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import {
-  addon, Addon, CloneHandle, CloneSpec, ExecSpec, ExitStatus, FdPlacement, SystemError,
+  addon,
+  Addon,
+  CloneHandle,
+  CloneSpec,
+  ExecSpec,
+  ExitStatus,
+  FdPlacement,
+  SystemError,
 } from '../../../src/native/addon';
 
 export const native: Addon = addon();
@@ -56,8 +63,11 @@ export function leavesNothingBehind(): () => string {
 }
 
 /** An ExecSpec running `script` with /bin/sh. */
-export function sh(script: string, fds: FdPlacement[] = [], extra: Partial<ExecSpec> = {}):
-  ExecSpec {
+export function sh(
+  script: string,
+  fds: FdPlacement[] = [],
+  extra: Partial<ExecSpec> = {},
+): ExecSpec {
   return { path: '/bin/sh', argv: ['sh', '-c', script], envp: [PATH], fds, ...extra };
 }
 
@@ -80,8 +90,7 @@ export interface Run {
  * the clone, waits for it and reads the pipe to its end. `handOver` are fds of this process that
  * only the clone keeps: they are closed here once it exists.
  */
-export async function run(spec: (out: number) => CloneSpec, handOver: number[] = []):
-  Promise<Run> {
+export async function run(spec: (out: number) => CloneSpec, handOver: number[] = []): Promise<Run> {
   const [readEnd, writeEnd] = native.pipe();
   try {
     let handle: CloneHandle;
@@ -117,8 +126,11 @@ type WorkerBody<D, T> = (
  * (with it, any namespace only that thread was in). `body` is sent as source: it may use only its
  * parameters. Values it passes to `post` reach `onEvent`.
  */
-export function inWorker<D, T>(body: WorkerBody<D, T>, data: D,
-  onEvent: (event: unknown) => void = () => undefined): Promise<T> {
+export function inWorker<D, T>(
+  body: WorkerBody<D, T>,
+  data: D,
+  onEvent: (event: unknown) => void = () => undefined,
+): Promise<T> {
   const code = `
     const { parentPort, workerData } = require('node:worker_threads');
     const native = require(workerData.addonModule).addon();
@@ -158,6 +170,9 @@ export function procStatus(file: string): Map<string, string> {
 
 /** The children of every thread of this process. */
 export function childrenOfThisProcess(): string[] {
-  return fs.readdirSync('/proc/self/task').flatMap((tid) =>
-    fs.readFileSync(`/proc/self/task/${tid}/children`, 'utf8').split(' ').filter(Boolean));
+  return fs
+    .readdirSync('/proc/self/task')
+    .flatMap((tid) =>
+      fs.readFileSync(`/proc/self/task/${tid}/children`, 'utf8').split(' ').filter(Boolean),
+    );
 }

@@ -52,7 +52,12 @@ async function listen(): Promise<Harness> {
   const served: Promise<unknown>[] = [];
   const server = net.createServer({ allowHalfOpen: true }, (conn) => {
     conns.push(conn);
-    served.push(serve(conn, toy).then(() => undefined, (err: unknown) => err));
+    served.push(
+      serve(conn, toy).then(
+        () => undefined,
+        (err: unknown) => err,
+      ),
+    );
   });
   await new Promise<void>((resolve) => server.listen(sock, resolve));
   const close = async () => {
@@ -95,9 +100,11 @@ describe('rpc client and server', () => {
 
   it('answers pipelined calls in the order they were sent, one handler at a time', async () => {
     const order: string[] = [];
-    const calls = [client.call<string>('Sleep', { ms: 30, tag: 'a' }),
+    const calls = [
+      client.call<string>('Sleep', { ms: 30, tag: 'a' }),
       client.call<string>('Sleep', { ms: 1, tag: 'b' }),
-      client.call<string>('Echo', { value: 'c' })];
+      client.call<string>('Echo', { value: 'c' }),
+    ];
     for (const c of calls) void c.then((tag) => order.push(tag));
     expect(client.inFlight).to.equal(3);
     expect(await Promise.all(calls)).to.deep.equal(['a', 'b', 'c']);
@@ -149,8 +156,10 @@ describe('rpc client and server', () => {
   });
 
   it('rejects pending calls with ECONNRESET when the server closes the connection', async () => {
-    const calls = [client.call('Sleep', { ms: 200, tag: 'a' }),
-      client.call('Echo', { value: 'b' })];
+    const calls = [
+      client.call('Sleep', { ms: 200, tag: 'a' }),
+      client.call('Echo', { value: 'b' }),
+    ];
     await sleep(20);
     h.conns[0].destroy();
     for (const call of calls) {
@@ -171,17 +180,19 @@ describe('rpc client and server', () => {
     expect(await client.call('Echo', { value: 'alive' })).to.equal('alive');
   });
 
-  it('answers a malformed frame with an id-0 EPROTO error, after the requests before it',
-    async () => {
-      const bytes = Buffer.concat([encodeFrame({ id: 1, method: 'Echo', args: { value: 'ok' } }),
-        Buffer.from([0, 0, 0, 2, 0x92, 0x01]), encodeFrame({ id: 2, method: 'Echo', args: {} })]);
-      const got = await rawExchange(h.path, bytes);
-      expect(got).to.have.length(2);
-      expect(got[0]).to.deep.equal({ id: 1, result: 'ok' });
-      expect(got[1]).to.have.property('id', 0);
-      expect(got[1]).to.have.nested.property('error.code', 'EPROTO');
-      expect(await h.served[1]).to.have.property('code', 'EPROTO');
-    });
+  it('answers a malformed frame with an id-0 EPROTO error, after the requests before it', async () => {
+    const bytes = Buffer.concat([
+      encodeFrame({ id: 1, method: 'Echo', args: { value: 'ok' } }),
+      Buffer.from([0, 0, 0, 2, 0x92, 0x01]),
+      encodeFrame({ id: 2, method: 'Echo', args: {} }),
+    ]);
+    const got = await rawExchange(h.path, bytes);
+    expect(got).to.have.length(2);
+    expect(got[0]).to.deep.equal({ id: 1, result: 'ok' });
+    expect(got[1]).to.have.property('id', 0);
+    expect(got[1]).to.have.nested.property('error.code', 'EPROTO');
+    expect(await h.served[1]).to.have.property('code', 'EPROTO');
+  });
 
   it('answers an oversized frame header with EPROTO and closes', async () => {
     const got = await rawExchange(h.path, Buffer.from([0xff, 0xff, 0xff, 0xff]));
@@ -189,15 +200,14 @@ describe('rpc client and server', () => {
     expect(got[0]).to.have.nested.property('error.code', 'EPROTO');
   });
 
-  it('rejects pending calls with the EPROTO error when the server refuses the stream',
-    async () => {
-      const answered = client.call('Echo', { value: 'before' });
-      (client as unknown as { conn: net.Socket }).conn.write(Buffer.from([0, 0, 0, 0]));
-      const pending = client.call('Echo', { value: 'after' });
-      expect(await answered).to.equal('before');
-      expect((await rejection(pending)).code).to.equal('EPROTO');
-      expect((await rejection(client.call('Echo', { value: 'x' }))).code).to.equal('EPROTO');
-    });
+  it('rejects pending calls with the EPROTO error when the server refuses the stream', async () => {
+    const answered = client.call('Echo', { value: 'before' });
+    (client as unknown as { conn: net.Socket }).conn.write(Buffer.from([0, 0, 0, 0]));
+    const pending = client.call('Echo', { value: 'after' });
+    expect(await answered).to.equal('before');
+    expect((await rejection(pending)).code).to.equal('EPROTO');
+    expect((await rejection(client.call('Echo', { value: 'x' }))).code).to.equal('EPROTO');
+  });
 });
 
 describe('rpc engine registry', () => {

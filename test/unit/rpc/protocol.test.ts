@@ -1,7 +1,12 @@
 import { expect } from 'chai';
 import { RpcError } from '../../../src/rpc/errors';
 import {
-  encodeFrame, FrameDecoder, MAX_FRAME, parseRequest, parseResponse, Request,
+  encodeFrame,
+  FrameDecoder,
+  MAX_FRAME,
+  parseRequest,
+  parseResponse,
+  Request,
 } from '../../../src/rpc/protocol';
 
 function drain(decoder: FrameDecoder): unknown[] {
@@ -101,8 +106,11 @@ describe('rpc protocol framing', () => {
 
 describe('rpc protocol messages', () => {
   it('accepts a request with a positive id, a method name and an argument map', () => {
-    expect(parseRequest({ id: 1, method: 'X', args: {} })).to.deep.equal(
-      { id: 1, method: 'X', args: {} });
+    expect(parseRequest({ id: 1, method: 'X', args: {} })).to.deep.equal({
+      id: 1,
+      method: 'X',
+      args: {},
+    });
   });
 
   for (const [what, message] of [

@@ -10,7 +10,10 @@ interface Args {
 }
 
 const check: Validator<Args> = shape<Args>({
-  path: 'path', mode: 'uint', root: 'path?', data: 'string|null',
+  path: 'path',
+  mode: 'uint',
+  root: 'path?',
+  data: 'string|null',
 });
 
 function refusal(args: unknown): RpcError {
@@ -40,8 +43,7 @@ describe('rpc argument validation', () => {
   });
 
   it('refuses null where null is not allowed', () => {
-    expect(refusal({ path: '/a', mode: 0, root: null, data: null }).message)
-      .to.contain("'root'");
+    expect(refusal({ path: '/a', mode: 0, root: null, data: null }).message).to.contain("'root'");
   });
 
   it('refuses negative and fractional integers', () => {
@@ -61,8 +63,12 @@ describe('rpc argument validation', () => {
 describe('rpc error bodies', () => {
   it('carry a system error as code, syscall and path', () => {
     const err = Object.assign(new Error('x'), { code: 'EPERM', syscall: 'mount', path: '/m' });
-    expect(toErrorBody(err)).to.deep.equal(
-      { code: 'EPERM', message: "mount '/m': EPERM", op: 'mount', path: '/m' });
+    expect(toErrorBody(err)).to.deep.equal({
+      code: 'EPERM',
+      message: "mount '/m': EPERM",
+      op: 'mount',
+      path: '/m',
+    });
   });
 
   it('carry anything else as EINTERNAL', () => {
