@@ -68,7 +68,7 @@ function prettyStream(): NodeJS.WritableStream {
     colorize: require('node:tty').isatty(2),
     ignore: 'pid,hostname,stage,cid',
     translateTime: 'HH:MM:ss.l',
-    messageFormat: '{stage}: {msg}',
+    messageFormat: '{stage} {cid}: {msg}',
     customLevels: 'verbose:25',
     customColors: 'verbose:cyan',
     useOnlyCustomProps: false,

@@ -216,7 +216,7 @@ describe('tsrun run and shell on the busybox image', function () {
     const r = tsrun(['-d', 'exec', BUSYBOX, 'true']);
     expect(r.status).to.equal(0);
     for (const stage of ['starter', 'stage1', 'master', 'rpc', 'stage2']) {
-      expect(r.stderr, stage).to.match(new RegExp(`(DEBUG|VERBOSE): ${stage}: `));
+      expect(r.stderr, stage).to.match(new RegExp(`(DEBUG|VERBOSE): ${stage} [0-9a-f]{16}: `));
     }
   });
 });
