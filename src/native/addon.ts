@@ -114,6 +114,11 @@ export interface Addon {
     data: string | null,
   ): void;
   umount2(target: string, flags: number): void;
+  /**
+   * mount_setattr(2) on the mount at `path` (and every mount below it when `recursive`): sets the
+   * MOUNT_ATTR_* bits of attrSet, clears those of attrClr, leaves the others as they are.
+   */
+  mountSetattr(path: string, recursive: boolean, attrSet: number, attrClr: number): void;
   pivotRoot(newRoot: string, putOld: string): void;
   chroot(path: string): void;
   sethostname(name: string): void;

@@ -47,15 +47,31 @@ export const MS = {
   STRICTATIME: 0x1000000,
 } as const;
 
+/** The names of the bits set in `bits`, prefixed and joined by '|' ('0' for none), for logs. */
+function bitNames(table: Record<string, number>, prefix: string, bits: number): string {
+  const names = Object.entries(table).filter(([, bit]) => (bits & bit) !== 0);
+  return names.length > 0 ? names.map(([name]) => `${prefix}${name}`).join('|') : '0';
+}
+
 /** Mount flags as `MS_*` names joined by '|', for logs and errors. */
 export function mountFlagNames(flags: number): string {
-  const names = Object.entries(MS)
-    .filter(([, bit]) => (flags & bit) !== 0)
-    .map(([name]) => `MS_${name}`);
-  return names.length > 0 ? names.join('|') : '0';
+  return bitNames(MS, 'MS_', flags);
 }
 
 export const MNT_DETACH = 0x2;
+
+/** Per-mount attributes of mount_setattr(2). */
+export const MOUNT_ATTR = {
+  RDONLY: 0x1,
+  NOSUID: 0x2,
+  NODEV: 0x4,
+  NOEXEC: 0x8,
+} as const;
+
+/** MOUNT_ATTR_* names joined by '|', for logs. */
+export function mountAttrNames(attrs: number): string {
+  return bitNames(MOUNT_ATTR, 'MOUNT_ATTR_', attrs);
+}
 
 export const O = {
   RDONLY: 0o0,

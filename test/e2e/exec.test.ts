@@ -109,6 +109,19 @@ describe('tsrun exec on the busybox image', function () {
     expect(r.stdout).to.equal('hello.txt\n');
   });
 
+  it('mounts a read-write bind nosuid and nodev', () => {
+    const r = tsrun([
+      'exec',
+      '-B',
+      `${scratch}:/mnt`,
+      BUSYBOX,
+      'grep',
+      ' /mnt ',
+      '/proc/self/mountinfo',
+    ]);
+    expect(r.stdout).to.match(/ \/mnt rw,nosuid,nodev[, ]/);
+  });
+
   it('makes a :ro bind read-only and creates a missing destination in a layer', () => {
     const r = tsrun([
       'exec',

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CLONE, MS } from '../../src/native/constants';
+import { CLONE, MOUNT_ATTR, MS } from '../../src/native/constants';
 import { RpcClient } from '../../src/rpc/client';
 import { MethodTypes } from '../../src/engines/tsrun/rpc-types';
 import { missingRequirement, ServerProcess, startServer } from './harness';
@@ -221,6 +221,30 @@ describe('tsrun RPC methods, server in a new mount namespace', function () {
     expect(fs.existsSync(path.join(root, 'bindpoint', 'sub')), 'bound on the host').to.equal(false);
     await call(c, 'Umount', { target: path.join(root, 'bindpoint'), flags: 0 });
     expect(await call(c, 'Stat', { path: '/bindpoint/sub', root })).to.equal(null);
+  });
+
+  it('makes a bind read-only with MountSetattr, keeping it a bind of the same files', async () => {
+    await call(c, 'MkdirAll', { path: '/ro-src', mode: 0o755, root });
+    await call(c, 'MkdirAll', { path: '/ro-dst', mode: 0o755, root });
+    const bind = { source: path.join(root, 'ro-src'), target: '/ro-dst', root, fstype: null };
+    await call(c, 'Mount', { ...bind, flags: MS.BIND, data: null });
+    await call(c, 'MountSetattr', {
+      path: '/ro-dst',
+      recursive: true,
+      attrSet: MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID,
+      attrClr: 0,
+      root,
+    });
+    const write = c.call('WriteFile', {
+      path: '/ro-dst/f',
+      data: Buffer.from('x'),
+      mode: 0o644,
+      root,
+    });
+    expect((await rejection(write)).code).to.equal('EROFS');
+    await call(c, 'WriteFile', { path: '/ro-src/f', data: Buffer.from('x'), mode: 0o644, root });
+    expect(await call(c, 'Stat', { path: '/ro-dst/f', root })).to.include({ type: 'file' });
+    await call(c, 'Umount', { target: path.join(root, 'ro-dst'), flags: 0 });
   });
 
   it('closes every fd it opened', () => {

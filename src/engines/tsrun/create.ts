@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { withContext } from '../../common/errors';
 import type { Logger } from '../../common/log';
-import { MS, mountFlagNames } from '../../native/constants';
+import { MS, mountAttrNames, mountFlagNames } from '../../native/constants';
 import type { RpcClient } from '../../rpc/client';
 import type { TsrunEngineConfig, UserInfo } from './config';
 import { makeGroup, makePasswd } from './identity';
@@ -51,6 +51,12 @@ class Builder {
       'mount',
     );
     await this.rpc.call(Method.Mount, root === undefined ? m : { ...m, root });
+  }
+
+  async setAttrs(dest: string, attrs: number, root: string): Promise<void> {
+    this.log.verbose({ target: dest, root, attrs: mountAttrNames(attrs) }, 'mount_setattr');
+    const args = { path: dest, recursive: true, attrSet: attrs, attrClr: 0, root };
+    await this.rpc.call(Method.MountSetattr, args);
   }
 
   async mkdir(dir: string, mode = 0o755, root?: string): Promise<void> {
@@ -193,6 +199,7 @@ class Builder {
   async mountPoint(point: MountPoint, root: string): Promise<void> {
     await withContext(`mounting ${point.what} on '${point.dest}'`, async () => {
       for (const m of point.mounts) await this.mount(m, root);
+      if (point.attrs !== undefined) await this.setAttrs(point.dest, point.attrs, root);
       if (point.what === 'dev' && this.cfg.contain) await this.containedDev(root);
     });
   }

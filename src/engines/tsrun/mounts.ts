@@ -2,7 +2,7 @@
 // each, computed from the config alone (no system calls), so that it can be tested without root.
 // Targets are paths inside the container; the master mounts them under the final root.
 import * as path from 'node:path';
-import { MS } from '../../native/constants';
+import { MOUNT_ATTR, MS } from '../../native/constants';
 import type { MountArgs } from './rpc-types';
 import type { TsrunEngineConfig } from './config';
 
@@ -28,21 +28,33 @@ export interface MountPoint {
   /** What it is, for logs and errors: 'proc', 'home', 'bind', ... */
   what: string;
   mounts: MountArgs[];
+  /**
+   * MOUNT_ATTR_* bits set on the mount point's mounts, recursively, once mounted. The kernel
+   * ignores MS_NOSUID, MS_NODEV and MS_RDONLY on a new bind; mount_setattr adds them and keeps
+   * what the source mount had (a bind remount would replace it).
+   */
+  attrs?: number;
   /** Skip when the destination is missing in the image instead of creating it. */
   optional?: boolean;
 }
 
-const BIND_FLAGS = MS.BIND | MS.REC | MS.NOSUID | MS.NODEV;
-const RO_REMOUNT = MS.BIND | MS.REMOUNT | MS.RDONLY | MS.NOSUID | MS.NODEV;
-
-/** A bind of a host path, remounted read-only when asked. */
-export function bindMounts(source: string, dest: string, readonly: boolean): MountArgs[] {
-  const mounts: MountArgs[] = [
-    { source, target: dest, fstype: null, flags: BIND_FLAGS, data: null },
-  ];
-  if (readonly)
-    mounts.push({ source: null, target: dest, fstype: null, flags: RO_REMOUNT, data: null });
-  return mounts;
+/** A recursive bind of a host path: nosuid, nodev, and read-only when asked. */
+export function bindPoint(
+  what: string,
+  source: string,
+  dest: string,
+  opts: { kind?: 'dir' | 'file'; readonly?: boolean; optional?: boolean } = {},
+): MountPoint {
+  const flags = MS.BIND | MS.REC;
+  const ro = opts.readonly === true ? MOUNT_ATTR.RDONLY : 0;
+  return {
+    dest,
+    kind: opts.kind ?? 'dir',
+    what,
+    mounts: [{ source, target: dest, fstype: null, flags, data: null }],
+    attrs: MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | ro,
+    optional: opts.optional,
+  };
 }
 
 function pseudo(fstype: string, dest: string, flags: number, data: string | null): MountArgs {
@@ -71,26 +83,13 @@ function systemMountPoints(cfg: TsrunEngineConfig, s: SessionPaths): MountPoint[
       what: 'dev',
       mounts: cfg.contain
         ? [pseudo('tmpfs', '/dev', MS.NOSUID | MS.NOEXEC, 'mode=755,size=1m')]
-        : [
-            {
-              source: '/dev',
-              target: '/dev',
-              fstype: null,
-              flags: MS.BIND | MS.REC | MS.NOSUID,
-              data: null,
-            },
-          ],
+        : [{ source: '/dev', target: '/dev', fstype: null, flags: MS.BIND | MS.REC, data: null }],
+      attrs: cfg.contain ? undefined : MOUNT_ATTR.NOSUID,
     },
   ];
   const tmp = cfg.contain ? s.tmp : '/tmp';
   const varTmp = cfg.contain ? s.varTmp : '/var/tmp';
-  points.push({ dest: '/tmp', kind: 'dir', what: 'tmp', mounts: bindMounts(tmp, '/tmp', false) });
-  points.push({
-    dest: '/var/tmp',
-    kind: 'dir',
-    what: 'tmp',
-    mounts: bindMounts(varTmp, '/var/tmp', false),
-  });
+  points.push(bindPoint('tmp', tmp, '/tmp'), bindPoint('tmp', varTmp, '/var/tmp'));
   return points;
 }
 
@@ -102,7 +101,7 @@ function homeMountPoint(cfg: TsrunEngineConfig, s: SessionPaths): MountPoint | u
   const home = cfg.user?.home;
   if (home === undefined || home === '/') return undefined;
   const source = cfg.contain ? s.home : home;
-  return { dest: home, kind: 'dir', what: 'home', mounts: bindMounts(source, home, false) };
+  return bindPoint('home', source, home);
 }
 
 /**
@@ -118,30 +117,17 @@ export function planMountPoints(
   const home = homeMountPoint(cfg, s);
   if (home !== undefined) points.push(home);
   for (const name of ['passwd', 'group']) {
-    points.push({
-      dest: `/etc/${name}`,
-      kind: 'file',
-      what: name,
-      mounts: bindMounts(`${s.files}/${name}`, `/etc/${name}`, true),
-    });
+    const file = { kind: 'file', readonly: true } as const;
+    points.push(bindPoint(name, `${s.files}/${name}`, `/etc/${name}`, file));
   }
   for (const name of ['hosts', 'resolv.conf']) {
-    points.push({
-      dest: `/etc/${name}`,
-      kind: 'file',
-      what: name,
-      optional: true,
-      mounts: bindMounts(`/etc/${name}`, `/etc/${name}`, true),
-    });
+    const file = { kind: 'file', readonly: true, optional: true } as const;
+    points.push(bindPoint(name, `/etc/${name}`, `/etc/${name}`, file));
   }
   for (const bind of cfg.binds) {
     const kind = isDir(bind.source) ? 'dir' : 'file';
-    points.push({
-      dest: path.posix.normalize(bind.destination),
-      kind,
-      what: 'bind',
-      mounts: bindMounts(bind.source, path.posix.normalize(bind.destination), bind.readonly),
-    });
+    const dest = path.posix.normalize(bind.destination);
+    points.push(bindPoint('bind', bind.source, dest, { kind, readonly: bind.readonly }));
   }
   return points;
 }
@@ -161,7 +147,7 @@ export function cwdMountPoint(
     (p) => p.kind === 'dir' && p.what !== 'proc' && p.what !== 'sysfs',
   );
   if (covering.some((p) => isUnder(cwd, p.dest))) return undefined;
-  return { dest: cwd, kind: 'dir', what: 'cwd', mounts: bindMounts(cwd, cwd, false) };
+  return bindPoint('cwd', cwd, cwd);
 }
 
 /** The minimal /dev of --contain: device binds from the host, a private devpts, /dev/shm. */

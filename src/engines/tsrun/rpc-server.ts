@@ -82,6 +82,19 @@ function mount(a: T.MountArgs): null {
   }
 }
 
+function mountSetattr(a: T.MountSetattrArgs): null {
+  const fd = openOptional(a.root, a.path);
+  try {
+    addon().mountSetattr(fd === undefined ? a.path : procfd(fd), a.recursive, a.attrSet, a.attrClr);
+    return null;
+  } catch (err) {
+    if (fd !== undefined) relabel(err, fd, a.path);
+    throw err;
+  } finally {
+    if (fd !== undefined) addon().close(fd);
+  }
+}
+
 // Root and identity -----------------------------------------------------------------------------
 
 function chroot({ root }: T.ChrootArgs): null {
@@ -227,6 +240,16 @@ export const tsrunMethods: Table = {
   Umount: {
     validate: shape<T.UmountArgs>({ target: 'path', flags: 'uint' }),
     handler: ({ target, flags }) => (addon().umount2(target, flags), null),
+  },
+  MountSetattr: {
+    validate: shape<T.MountSetattrArgs>({
+      path: 'path',
+      recursive: 'bool',
+      attrSet: 'uint',
+      attrClr: 'uint',
+      root: 'path?',
+    }),
+    handler: mountSetattr,
   },
   Mkdir: { validate: shape<T.MkdirArgs>(pathArgs), handler: mkdir },
   MkdirAll: {

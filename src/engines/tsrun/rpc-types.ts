@@ -6,6 +6,7 @@
 export const Method = {
   Mount: 'Mount',
   Umount: 'Umount',
+  MountSetattr: 'MountSetattr',
   Mkdir: 'Mkdir',
   MkdirAll: 'MkdirAll',
   Chroot: 'Chroot',
@@ -30,6 +31,17 @@ export interface MountArgs {
   data: string | null;
   root?: string; // resolve target inside root
   sourceRoot?: string; // resolve source inside this root (a bind from inside the image)
+}
+/**
+ * Sets the MOUNT_ATTR_* bits `attrSet` and clears `attrClr` on the mount at `path` (and every
+ * mount below it when `recursive`), leaving its other attributes as they are (mount_setattr).
+ */
+export interface MountSetattrArgs {
+  path: string;
+  recursive: boolean;
+  attrSet: number;
+  attrClr: number;
+  root?: string;
 }
 export interface UmountArgs {
   target: string;
@@ -138,6 +150,7 @@ export interface MknodArgs {
 export interface MethodTypes {
   Mount: { args: MountArgs; result: null };
   Umount: { args: UmountArgs; result: null };
+  MountSetattr: { args: MountSetattrArgs; result: null };
   Mkdir: { args: MkdirArgs; result: null };
   MkdirAll: { args: MkdirAllArgs; result: string[] };
   Chroot: { args: ChrootArgs; result: null };

@@ -7,7 +7,7 @@ import {
   sessionPaths,
 } from '../../../src/engines/tsrun/mounts';
 import { makeGroup, makePasswd } from '../../../src/engines/tsrun/identity';
-import { MS } from '../../../src/native/constants';
+import { MOUNT_ATTR, MS } from '../../../src/native/constants';
 
 const user = {
   uid: 1000,
@@ -62,7 +62,7 @@ describe('mount plan', () => {
     ]);
   });
 
-  it('remounts a read-only bind with MS_RDONLY and keeps a rw bind writable', () => {
+  it('makes every bind nosuid and nodev, and a :ro bind read-only, recursively', () => {
     const cfg = config({
       binds: [
         { source: '/a', destination: '/ro', readonly: true },
@@ -72,9 +72,11 @@ describe('mount plan', () => {
     const points = planMountPoints(cfg, s, allDirs);
     const ro = points.find((p) => p.dest === '/ro')!;
     const rw = points.find((p) => p.dest === '/rw')!;
-    expect(ro.mounts).to.have.length(2);
-    expect(ro.mounts[1].flags & MS.RDONLY).to.equal(MS.RDONLY);
-    expect(rw.mounts).to.have.length(1);
+    expect(ro.mounts[0].flags).to.equal(MS.BIND | MS.REC);
+    expect(ro.attrs).to.equal(MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.RDONLY);
+    expect(rw.attrs).to.equal(MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV);
+    expect(points.find((p) => p.dest === '/tmp')!.attrs).to.equal(rw.attrs);
+    expect(points.find((p) => p.dest === '/dev')!.attrs).to.equal(MOUNT_ATTR.NOSUID);
   });
 
   it('gives a file bind a file mount point', () => {
