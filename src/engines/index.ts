@@ -14,6 +14,8 @@ export type { CommonConfig, StarterConfig } from './config';
 export interface ContainerProcess {
   pid: number; // host pid
   pidfd: number;
+  /** The container process is pid 1 of its own pid namespace. */
+  pidNamespaceInit: boolean;
 }
 
 /** Signals the master received for the container, in order. */

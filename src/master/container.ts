@@ -90,5 +90,6 @@ export async function startContainer(
   }
   await releaseOrKill(handle, starter);
   log().debug({ pid: handle.pid, masterFd, rpcFd }, 'container process started');
-  return { pid: handle.pid, pidfd: handle.pidfd, masterFd, rpcFd };
+  const pidNamespaceInit = starter.namespaces.pid === true;
+  return { pid: handle.pid, pidfd: handle.pidfd, pidNamespaceInit, masterFd, rpcFd };
 }

@@ -81,6 +81,34 @@ describe('tsrun exec on the busybox image', function () {
     expect(r.stdout).to.equal('');
   });
 
+  it('ends with 143 after SIGTERM when the payload is pid 1 without a handler (--pid)', async () => {
+    let sent = 0;
+    const args = ['exec', '--pid', BUSYBOX, 'sh', '-c', 'echo ready; exec sleep 100'];
+    const run = tsrunAsync(args, (out, pid) => {
+      if (sent === 0 && out.includes('ready')) {
+        sent = Date.now();
+        setTimeout(() => process.kill(pid, 'SIGTERM'), 100);
+      }
+    });
+    const r = await run.done;
+    expect(r.status).to.equal(143);
+    expect(Date.now() - sent).to.be.below(2000);
+  });
+
+  it('lets a pid-1 payload with a SIGTERM trap handle it (--pid)', async () => {
+    const script = 'trap "echo trapped; exit 5" TERM; echo ready; while :; do sleep 0.05; done';
+    let sent = false;
+    const run = tsrunAsync(['exec', '--pid', BUSYBOX, 'sh', '-c', script], (out, pid) => {
+      if (!sent && out.includes('ready')) {
+        sent = true;
+        process.kill(pid, 'SIGTERM');
+      }
+    });
+    const r = await run.done;
+    expect(r.stdout).to.equal('ready\ntrapped\n');
+    expect(r.status).to.equal(5);
+  });
+
   it('delivers SIGUSR1 sent to tsrun to a trap in the payload', async () => {
     let readySeen = false;
     const run = tsrunAsync(
