@@ -1,6 +1,7 @@
 // Building the engine config the wrapper hands to tsrun-starter, from the parsed command line.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { usageError } from '../common/errors';
 import type { CommonConfig } from '../engines/config';
 import { Action, BindSpec, parseBindSpec, TsrunEngineConfig } from '../engines/tsrun/config';
 
@@ -19,8 +20,8 @@ export interface ContainerOptions {
 export function parseBinds(values: string[] = []): BindSpec[] {
   return values
     .flatMap((v) => v.split(','))
-    .filter((v) => v !== '')
     .map((spec) => {
+      if (spec === '') throw usageError(`--bind: empty bind spec in '${values.join(',')}'`);
       const bind = parseBindSpec(spec);
       return { ...bind, source: path.resolve(bind.source) };
     });
@@ -48,12 +49,19 @@ export function newContainerID(): string {
   }
 }
 
+function checkPwd(pwd: string | undefined): void {
+  if (pwd !== undefined && !pwd.startsWith('/')) {
+    throw usageError(`--pwd '${pwd}' must be an absolute path`);
+  }
+}
+
 export function buildEngineConfig(
   action: Action,
   image: string,
   args: string[],
   opts: ContainerOptions,
 ): CommonConfig {
+  checkPwd(opts.pwd);
   const engineConfig: TsrunEngineConfig = {
     image: path.resolve(image),
     action,

@@ -49,6 +49,9 @@ function buildProgram(): Command {
     .addOption(new Option('-q, --quiet', 'print errors only'))
     .addOption(new Option('--log-format <format>', 'log record format').choices(['pretty', 'json']))
     .hook('preSubcommand', (cmd) => setLogLevel(cmd.opts()))
+    .configureOutput({
+      outputError: (text, write) => write(`tsrun: ${text.replace(/^error: /, '')}`),
+    })
     .exitOverride();
 
   containerCommand(program, 'exec', 'run a command inside a container')
@@ -84,13 +87,7 @@ function main(): void {
   try {
     buildProgram().parse(process.argv);
   } catch (err) {
-    if (err instanceof CommanderError) {
-      const ok =
-        err.code === 'commander.helpDisplayed' ||
-        err.code === 'commander.version' ||
-        err.code === 'commander.help';
-      process.exit(ok ? 0 : 255);
-    }
+    if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 255);
     writeStderr(`tsrun: ${errorMessage(err)}\n`);
     process.exit((err as { exitCode?: number }).exitCode ?? 255);
   }

@@ -81,7 +81,10 @@ function makePino(level: Level, bindings: Fields): Pino.Logger<'verbose'> {
   const options: Pino.LoggerOptions<'verbose'> = {
     level,
     customLevels: { verbose: LEVELS.verbose },
-    base: { pid: process.pid, ...bindings },
+    base: { pid: process.pid },
+    // Stage and container id come from the bindings at each record (they change when the starter
+    // becomes the master); a record re-emitted for another stage carries its own, which win.
+    mixin: () => ({ stage: bindings.stage, cid: bindings.cid }),
   };
   const json = process.env[FORMAT_ENV] === 'json';
   const stream = json ? pino.destination({ fd: 2, sync: true }) : prettyStream();
@@ -107,7 +110,7 @@ export function createLogger(stage: Stage, cid = '', sink?: LogSink): Logger {
         broken = true;
       }
     }
-    writeStderr(`tsrun: ${stage}: ${lvl}: ${msg} ${JSON.stringify(fields)}\n`);
+    writeStderr(`tsrun: ${String(bindings.stage)}: ${lvl}: ${msg} ${JSON.stringify(fields)}\n`);
   };
   const fn =
     (lvl: Level): LogFn =>
@@ -131,11 +134,9 @@ export function createLogger(stage: Stage, cid = '', sink?: LogSink): Logger {
     },
     setContainerID: (id) => {
       bindings.cid = id;
-      if (backend !== undefined) backend = backend.child({ cid: id });
     },
     setStage: (name) => {
       bindings.stage = name;
-      if (backend !== undefined) backend = backend.child({ stage: name });
     },
   };
 }

@@ -89,7 +89,7 @@ export async function startContainer(
     for (const fd of [stage2Fd, rpcServerFd, ...joinFds]) if (fd >= 0) addon().close(fd);
   }
   await releaseOrKill(handle, starter);
-  log().debug({ pid: handle.pid, masterFd, rpcFd }, 'container process started');
+  log().debug({ hostPid: handle.pid, masterFd, rpcFd }, 'container process started');
   const pidNamespaceInit = starter.namespaces.pid === true;
   return { pid: handle.pid, pidfd: handle.pidfd, pidNamespaceInit, masterFd, rpcFd };
 }

@@ -5,7 +5,7 @@
 // It exits with the container's exit code, 128 + N when the payload died of signal N, and 255
 // for its own errors.
 import * as fs from 'node:fs';
-import { errorMessage } from '../common/errors';
+import { errorMessage, wrap } from '../common/errors';
 import { FORMAT_ENV, initLog, log, writeStderr } from '../common/log';
 import { addon } from '../native/addon';
 import { MAX_ENGINE_CONFIG } from '../engines/config';
@@ -20,7 +20,14 @@ function readEngineConfig(): Buffer {
   if (fdText === undefined || !/^\d+$/.test(fdText)) {
     throw new Error('no engine config: set TSRUN_CONFIG_FD to an open fd, or give a file');
   }
-  const fd = Number(fdText);
+  try {
+    return readFd(Number(fdText));
+  } catch (err) {
+    throw wrap(err, `reading the engine config from fd ${fdText}`);
+  }
+}
+
+function readFd(fd: number): Buffer {
   const chunks: Buffer[] = [];
   const buf = Buffer.alloc(64 * 1024);
   let size = 0;

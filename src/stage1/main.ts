@@ -56,7 +56,11 @@ async function main(): Promise<void> {
   initLog('stage1');
   const file = process.argv[2];
   if (file !== undefined) return fromFile(file);
-  await fromStarter(Number(process.env.TSRUN_STAGE_FD ?? 3));
+  const fd = process.env.TSRUN_STAGE_FD;
+  if (fd === undefined) {
+    throw new Error('no engine config: give a config file (stage 1 reads it from tsrun-starter)');
+  }
+  await fromStarter(Number(fd));
 }
 
 main().catch((err) => {

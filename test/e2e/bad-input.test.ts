@@ -78,6 +78,31 @@ describe('bad input', function () {
     expect(fs.existsSync('/etc/tsrun-marker')).to.equal(false);
   });
 
+  it('refuses an empty bind spec, a bind onto / or /proc, and a relative --pwd', () => {
+    const cases: [string[], RegExp][] = [
+      [['-B', `${scratch}:/x,`], /empty bind spec/],
+      [['-B', `${scratch}:/`], /bind destination '\/' is reserved/],
+      [['-B', `${scratch}:/proc/sys`], /bind destination '\/proc\/sys' is reserved/],
+      [['--pwd', 'etc'], /--pwd 'etc' must be an absolute path/],
+    ];
+    for (const [flags, message] of cases) {
+      const r = tsrun(['exec', ...flags, BUSYBOX, 'true']);
+      expect(r.status, flags.join(' ')).to.equal(255);
+      expect(oneLine(r.stderr)).to.match(message);
+    }
+  });
+
+  it('refuses an empty hostname and one longer than 64 bytes', () => {
+    for (const [name, message] of [
+      ['', /must not be empty/],
+      ['h'.repeat(65), /longer than 64/],
+    ]) {
+      const r = tsrun(['exec', '--hostname', name as string, BUSYBOX, 'true']);
+      expect(r.status).to.equal(255);
+      expect(oneLine(r.stderr)).to.match(message as RegExp);
+    }
+  });
+
   it('names a --pwd that does not exist in the container', () => {
     const r = tsrun(['exec', '--pwd', '/nonexistent', BUSYBOX, 'true']);
     expect(r.status).to.equal(255);

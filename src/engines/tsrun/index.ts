@@ -41,7 +41,7 @@ export class TsrunEngine implements EngineOperations {
 
   async postStartProcess(container: ContainerProcess): Promise<void> {
     log().verbose(
-      { pid: container.pid, argv0: this.cfg.args[0] ?? this.cfg.action },
+      { hostPid: container.pid, argv0: this.cfg.args[0] ?? this.cfg.action },
       'payload started',
     );
   }

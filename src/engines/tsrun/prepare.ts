@@ -35,15 +35,34 @@ function hasDotDot(p: string): boolean {
   return p.split('/').includes('..');
 }
 
+/** Destinations that would hide what the container needs to run. */
+function reservedDestination(dest: string): boolean {
+  const normal = path.posix.normalize(dest);
+  return normal === '/' || normal === '/proc' || normal.startsWith('/proc/');
+}
+
 function checkBinds(cfg: TsrunEngineConfig): void {
   for (const bind of cfg.binds) {
     statOrFail(bind.source, 'bind source');
     if (hasDotDot(bind.destination)) {
       throw usageError(`bind destination '${bind.destination}' must not contain '..'`);
     }
+    if (reservedDestination(bind.destination)) {
+      throw usageError(`bind destination '${bind.destination}' is reserved: '/' and /proc`);
+    }
   }
   if (cfg.pwd !== undefined && hasDotDot(cfg.pwd)) {
     throw usageError(`--pwd '${cfg.pwd}' must not contain '..'`);
+  }
+}
+
+const HOST_NAME_MAX = 64;
+
+function checkHostname(name: string | undefined): void {
+  if (name === undefined) return;
+  if (name === '') throw usageError('--hostname must not be empty');
+  if (Buffer.byteLength(name) > HOST_NAME_MAX) {
+    throw usageError(`--hostname '${name}' is longer than ${HOST_NAME_MAX} bytes`);
   }
 }
 
@@ -112,6 +131,7 @@ export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): v
   cfg.image = path.resolve(cfg.image);
   cfg.user = currentUser();
   cfg.sessionDir ??= DEFAULT_SESSION_DIR;
+  checkHostname(cfg.hostname);
   if (cfg.hostname !== undefined) cfg.utsNamespace = true;
 
   starter.namespaces = {
