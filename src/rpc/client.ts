@@ -46,12 +46,13 @@ export class RpcClient {
   }
 
   /** Calls `method`; resolves with its result or rejects with an RpcError. */
-  call<R = unknown>(method: string, args: object): Promise<R> {
+  call<R = unknown>(method: string, args: object, opts: { chain?: boolean } = {}): Promise<R> {
     if (this.broken !== undefined) return Promise.reject(this.broken);
     const id = this.nextId++;
     let frame: Buffer;
     try {
-      frame = encodeFrame({ id, method, args: args as Record<string, unknown> });
+      const request = { id, method, args: args as Record<string, unknown> };
+      frame = encodeFrame(opts.chain === true ? { ...request, chain: true } : request);
     } catch (err) {
       return Promise.reject(err);
     }

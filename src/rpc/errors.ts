@@ -11,6 +11,7 @@ export const Kind = {
   tooLarge: 'EMSGSIZE', // a message to send does not fit in one frame
   closed: 'ECONNRESET', // the connection closed before the answer came
   internal: 'EINTERNAL', // a bug: a handler threw something that is not a system error
+  cancelled: 'ECANCELED', // a chained request not run because the one before it failed
 } as const;
 
 /** What an error response carries. */
@@ -48,6 +49,12 @@ export function protocolError(message: string): RpcError {
 
 export function unknownMethod(method: string): RpcError {
   return new RpcError(Kind.unknownMethod, `unknown method '${method}'`, { op: method });
+}
+
+export function cancelled(method: string): RpcError {
+  return new RpcError(Kind.cancelled, `${method}: not run, the request before it failed`, {
+    op: method,
+  });
 }
 
 /** An argument that fails validation; `expected` completes "expected ...". */

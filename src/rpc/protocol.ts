@@ -17,6 +17,12 @@ export interface Request {
   id: number;
   method: string;
   args: Record<string, unknown>;
+  /**
+   * Run only if the request before it on this connection succeeded; otherwise it is answered
+   * with ECANCELED unrun. Lets a client pipeline a sequence of steps that depend on each other
+   * (mkdir below a mount that failed must not land on the host).
+   */
+  chain?: boolean;
 }
 
 export type Response = { id: number; result: unknown } | { id: number; error: ErrorBody };
@@ -132,11 +138,14 @@ function isId(value: unknown): value is number {
 /** Checks that a decoded message is a Request; throws RpcError EPROTO if not. */
 export function parseRequest(message: unknown): Request {
   if (!isPlainObject(message)) throw protocolError('request is not a map');
-  const { id, method, args } = message;
+  const { id, method, args, chain } = message;
   if (!isId(id) || id === 0) throw protocolError('request id is not a positive integer');
   if (typeof method !== 'string') throw protocolError(`request ${id} has no method name`);
   if (!isPlainObject(args)) throw protocolError(`request ${id} has no argument map`);
-  return { id, method, args };
+  if (chain !== undefined && chain !== null && typeof chain !== 'boolean') {
+    throw protocolError(`request ${id} has a chain flag that is not a boolean`);
+  }
+  return chain === true ? { id, method, args, chain } : { id, method, args };
 }
 
 function isErrorBody(value: unknown): value is ErrorBody {

@@ -3,7 +3,7 @@
 // sends can crash the serving process: an unknown method, bad arguments or a failing handler get
 // an error response; a malformed frame gets an id-0 EPROTO response and the connection is closed.
 import type { Socket } from 'node:net';
-import { ErrorBody, RpcError, toErrorBody, unknownMethod } from './errors';
+import { cancelled, ErrorBody, RpcError, toErrorBody, unknownMethod } from './errors';
 import { encodeFrame, FrameDecoder, parseRequest, Request, Response } from './protocol';
 
 /** One method: its argument check and what it does. */
@@ -48,6 +48,8 @@ class Session {
   private readonly decoder = new FrameDecoder();
   private queue: Promise<void> = Promise.resolve();
   private refused: RpcError | undefined;
+  /** Whether the last request answered failed (a chained request after it is not run). */
+  private lastFailed = false;
 
   constructor(
     private readonly conn: Socket,
@@ -101,7 +103,14 @@ class Session {
     this.options.onCall?.(record);
   }
 
-  private async run({ id, method, args }: Request): Promise<Response> {
+  private async run(request: Request): Promise<Response> {
+    const response = await this.dispatch(request);
+    this.lastFailed = 'error' in response;
+    return response;
+  }
+
+  private async dispatch({ id, method, args, chain }: Request): Promise<Response> {
+    if (chain === true && this.lastFailed) return { id, error: cancelled(method).toBody() };
     const spec = Object.hasOwn(this.methods, method) ? this.methods[method] : undefined;
     if (spec === undefined) return { id, error: unknownMethod(method).toBody() };
     return call(spec, id, method, args);

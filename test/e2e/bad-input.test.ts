@@ -103,6 +103,15 @@ describe('bad input', function () {
     }
   });
 
+  it('names the mount that failed and runs none of the steps after it', () => {
+    const r = tsrun(['exec', '-B', `${scratch}:/etc/os-release`, BUSYBOX, 'true']);
+    expect(r.status).to.equal(255);
+    expect(oneLine(r.stderr)).to.match(
+      /mounting bind on '\/etc\/os-release': mount .* -> '\/etc\/os-release' .*: ENOTDIR$/,
+    );
+    expect(fs.readdirSync('/var/lib/tsrun/mnt/session')).to.deep.equal([]);
+  });
+
   it('names a --pwd that does not exist in the container', () => {
     const r = tsrun(['exec', '--pwd', '/nonexistent', BUSYBOX, 'true']);
     expect(r.status).to.equal(255);

@@ -2,9 +2,14 @@
 // an RPC call served by the RPC server inside the container's mount namespace, as root. Order:
 // session tmpfs, image on rootfs, missing mount points in a layer, read-only overlay of layer and
 // rootfs as the final root, system mounts, home, identity files, binds, cwd, hostname, pivot.
+//
+// The calls go in three pipelined batches, each a chain: the server runs a call only if the one
+// before it succeeded, so a failed mount never lets a later mkdir land on the host. Between the
+// batches the master decides what the answers imply (which mount points the image lacks, what
+// /etc/passwd holds).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { withContext } from '../../common/errors';
+import { wrap } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { MS, mountAttrNames, mountFlagNames } from '../../native/constants';
 import type { RpcClient } from '../../rpc/client';
@@ -22,45 +27,75 @@ import {
   sessionPaths,
   SHM_MOUNT,
 } from './mounts';
-import { Method, MountArgs, ResolveResult } from './rpc-types';
+import { Method, MethodTypes, MountArgs, ResolveResult, StatResult } from './rpc-types';
 
 /** Size of the session tmpfs (Singularity's `sessiondir max size` default, in MiB). */
 const SESSION_SIZE_MIB = 16;
 
+type Call = <M extends keyof MethodTypes>(
+  context: string,
+  method: M,
+  args: MethodTypes[M]['args'],
+) => Promise<MethodTypes[M]['result']>;
+
+/** A batch of chained calls: each runs only if the one before it succeeded. */
+class Batch {
+  private sent: Promise<unknown>[] = [];
+
+  constructor(private readonly rpc: RpcClient) {}
+
+  readonly call: Call = <M extends keyof MethodTypes>(
+    context: string,
+    method: M,
+    args: MethodTypes[M]['args'],
+  ) => {
+    const answer = this.rpc
+      .call<MethodTypes[M]['result']>(method, args, { chain: true })
+      .catch((err: unknown) => Promise.reject(wrap(err, context)));
+    // Failures are reported by done(), in order; no caller has to await every call.
+    answer.catch(() => undefined);
+    this.sent.push(answer);
+    return answer;
+  };
+
+  /** Waits for every call sent; throws the first failure (answers come in order). */
+  async done(): Promise<void> {
+    const sent = this.sent;
+    this.sent = [];
+    await Promise.all(sent);
+  }
+}
+
 class Builder {
   readonly s: SessionPaths;
+  private batch: Batch;
 
   constructor(
     readonly cfg: TsrunEngineConfig,
-    readonly rpc: RpcClient,
+    rpc: RpcClient,
     readonly log: Logger,
   ) {
     this.s = sessionPaths(cfg.sessionDir!);
+    this.batch = new Batch(rpc);
   }
 
-  async mount(m: MountArgs, root?: string): Promise<void> {
-    this.log.verbose(
-      {
-        source: m.source,
-        target: m.target,
-        root,
-        fstype: m.fstype,
-        flags: mountFlagNames(m.flags),
-        data: m.data,
-      },
-      'mount',
-    );
-    await this.rpc.call(Method.Mount, root === undefined ? m : { ...m, root });
+  get call(): Call {
+    return this.batch.call;
   }
 
-  async setAttrs(dest: string, attrs: number, root: string): Promise<void> {
-    this.log.verbose({ target: dest, root, attrs: mountAttrNames(attrs) }, 'mount_setattr');
-    const args = { path: dest, recursive: true, attrSet: attrs, attrClr: 0, root };
-    await this.rpc.call(Method.MountSetattr, args);
+  done(): Promise<void> {
+    return this.batch.done();
   }
 
-  async mkdir(dir: string, mode = 0o755, root?: string): Promise<void> {
-    await this.rpc.call(Method.MkdirAll, { path: dir, mode, root });
+  mount(context: string, m: MountArgs, root?: string): void {
+    const { source, target, fstype, data } = m;
+    const flags = mountFlagNames(m.flags);
+    this.log.verbose({ source, target, root, fstype, flags, data }, 'mount');
+    void this.call(context, Method.Mount, root === undefined ? m : { ...m, root });
+  }
+
+  mkdir(context: string, dir: string, mode = 0o755, root?: string): void {
+    void this.call(context, Method.MkdirAll, { path: dir, mode, root });
   }
 
   /**
@@ -68,158 +103,142 @@ class Builder {
    * container shares (each mounts its own tmpfs there, in its own namespace); mounts made below
    * '/' stay in the container's namespace (rslave).
    */
-  async session(): Promise<void> {
+  session(): void {
     fs.mkdirSync(this.s.root, { recursive: true, mode: 0o755 });
-    await this.mount({
+    const context = 'creating the session dir';
+    const flags = MS.NOSUID | MS.NODEV;
+    const data = `mode=755,size=${SESSION_SIZE_MIB}m`;
+    this.mount(context, {
       source: null,
       target: '/',
       fstype: null,
       flags: MS.REC | MS.SLAVE,
       data: null,
     });
-    await this.mount({
-      source: 'tmpfs',
-      target: this.s.root,
-      fstype: 'tmpfs',
-      flags: MS.NOSUID | MS.NODEV,
-      data: `mode=755,size=${SESSION_SIZE_MIB}m`,
-    });
+    this.mount(context, { source: 'tmpfs', target: this.s.root, fstype: 'tmpfs', flags, data });
     for (const dir of [this.s.rootfs, this.s.layer, this.s.final, this.s.files]) {
-      await this.mkdir(dir);
+      this.mkdir(context, dir);
     }
     if (this.cfg.contain) {
-      await this.mkdir(this.s.tmp, 0o1777);
-      await this.mkdir(this.s.varTmp, 0o1777);
-      await this.mkdir(this.s.home, 0o755);
+      this.mkdir(context, this.s.tmp, 0o1777);
+      this.mkdir(context, this.s.varTmp, 0o1777);
+      this.mkdir(context, this.s.home, 0o755);
     }
   }
 
   /** The image on rootfs: a bind of the sandbox directory, read-only unless --writable. */
-  async image(): Promise<void> {
+  image(): void {
+    const context = `mounting image '${this.cfg.image}'`;
     const flags = MS.BIND | MS.NODEV;
-    await this.mount({
-      source: this.cfg.image,
-      target: this.s.rootfs,
-      fstype: null,
-      flags,
-      data: null,
-    });
-    if (!this.cfg.writable) {
-      await this.mount({
-        source: null,
-        target: this.s.rootfs,
-        fstype: null,
-        flags: flags | MS.REMOUNT | MS.RDONLY,
-        data: null,
-      });
-    }
+    const target = this.s.rootfs;
+    this.mount(context, { source: this.cfg.image, target, fstype: null, flags, data: null });
+    if (this.cfg.writable) return;
+    const ro = flags | MS.REMOUNT | MS.RDONLY;
+    this.mount(context, { source: null, target, fstype: null, flags: ro, data: null });
   }
 
-  async resolve(dest: string): Promise<ResolveResult> {
-    return this.rpc.call<ResolveResult>(Method.Resolve, { root: this.s.rootfs, path: dest });
+  resolve(dest: string): Promise<ResolveResult> {
+    const args = { root: this.s.rootfs, path: dest };
+    return this.call(`looking up '${dest}' in the image`, Method.Resolve, args);
   }
 
-  async readImageFile(file: string): Promise<string> {
-    const st = await this.rpc.call<{ type: string } | null>(Method.Stat, {
+  stat(file: string): Promise<StatResult> {
+    return this.call(`looking up '${file}' in the image`, Method.Stat, {
       path: file,
       root: this.s.rootfs,
     });
-    if (st === null) return '';
-    const data = await this.rpc.call<Uint8Array>(Method.ReadFile, {
-      path: file,
-      root: this.s.rootfs,
-      maxSize: 4 << 20,
-    });
-    return Buffer.from(data).toString('utf8');
+  }
+
+  /** The image's file as text ('' when the image lacks it). */
+  readImageFile(file: string, st: StatResult): Promise<string> {
+    if (st === null) return Promise.resolve('');
+    const args = { path: file, root: this.s.rootfs, maxSize: 4 << 20 };
+    const data = this.call(`reading '${file}' of the image`, Method.ReadFile, args);
+    return data.then((bytes) => Buffer.from(bytes).toString('utf8'));
   }
 
   /** /etc/passwd and /etc/group with the user in them, written to the session dir. */
-  async identityFiles(user: UserInfo): Promise<void> {
-    const passwd = makePasswd(await this.readImageFile('/etc/passwd'), user);
-    const group = makeGroup(await this.readImageFile('/etc/group'), user);
-    await this.rpc.call(Method.WriteFile, {
-      path: `${this.s.files}/passwd`,
-      data: Buffer.from(passwd),
-      mode: 0o644,
-    });
-    await this.rpc.call(Method.WriteFile, {
-      path: `${this.s.files}/group`,
-      data: Buffer.from(group),
-      mode: 0o644,
-    });
+  identityFiles(user: UserInfo, passwd: string, group: string): void {
+    const context = 'writing /etc/passwd and /etc/group';
+    const files = { passwd: makePasswd(passwd, user), group: makeGroup(group, user) };
+    for (const [name, text] of Object.entries(files)) {
+      const args = { path: `${this.s.files}/${name}`, data: Buffer.from(text), mode: 0o644 };
+      void this.call(context, Method.WriteFile, args);
+    }
   }
 
   /**
    * Creates in the layer each mount point the image lacks; returns the points to mount (optional
    * points the image lacks are dropped) and whether the layer holds anything.
    */
-  async layer(points: MountPoint[]): Promise<{ points: MountPoint[]; used: boolean }> {
+  layer(points: MountPoint[], found: ResolveResult[]): { points: MountPoint[]; used: boolean } {
     const kept: MountPoint[] = [];
     let used = false;
-    for (const point of points) {
-      const r = await this.resolve(point.dest);
-      if (r.missing.length === 0) {
-        kept.push(point);
-        continue;
-      }
-      if (point.optional) continue;
-      if (this.cfg.writable) {
+    points.forEach((point, i) => {
+      const r = found[i];
+      if (r.missing.length > 0 && point.optional) return;
+      if (r.missing.length > 0 && this.cfg.writable) {
         this.log.warn({ dest: point.dest }, 'mount point missing in a writable image: skipped');
-        continue;
+        return;
       }
-      await this.addToLayer(point, path.posix.join(r.resolved, ...r.missing));
+      if (r.missing.length > 0) {
+        this.addToLayer(point, path.posix.join(r.resolved, ...r.missing));
+        used = true;
+      }
       kept.push(point);
-      used = true;
-    }
+    });
     return { points: kept, used };
   }
 
-  async addToLayer(point: MountPoint, inRoot: string): Promise<void> {
+  addToLayer(point: MountPoint, inRoot: string): void {
     const target = `${this.s.layer}${inRoot}`;
+    const context = `creating mount point '${point.dest}'`;
     this.log.debug({ dest: point.dest, layer: target }, 'mount point created in layer');
-    if (point.kind === 'dir') return this.mkdir(target);
-    await this.mkdir(path.posix.dirname(target));
-    await this.rpc.call(Method.Touch, { path: target, mode: 0o644 });
+    if (point.kind === 'dir') return this.mkdir(context, target);
+    this.mkdir(context, path.posix.dirname(target));
+    void this.call(context, Method.Touch, { path: target, mode: 0o644 });
   }
 
   /** The final root: a read-only overlay of layer over rootfs, or rootfs itself. */
-  async finalRoot(useLayer: boolean): Promise<string> {
+  finalRoot(useLayer: boolean): string {
     if (!useLayer) return this.s.rootfs;
     const data = `lowerdir=${overlayPath(this.s.layer)}:${overlayPath(this.s.rootfs)}`;
-    await this.mount({
-      source: 'overlay',
-      target: this.s.final,
-      fstype: 'overlay',
-      flags: MS.RDONLY | MS.NODEV,
-      data,
-    });
+    const flags = MS.RDONLY | MS.NODEV;
+    const overlay = { source: 'overlay', target: this.s.final, fstype: 'overlay', flags, data };
+    this.mount('mounting the overlay', overlay);
     return this.s.final;
   }
 
-  async mountPoint(point: MountPoint, root: string): Promise<void> {
-    await withContext(`mounting ${point.what} on '${point.dest}'`, async () => {
-      for (const m of point.mounts) await this.mount(m, root);
-      if (point.attrs !== undefined) await this.setAttrs(point.dest, point.attrs, root);
-      if (point.what === 'dev' && this.cfg.contain) await this.containedDev(root);
-    });
+  mountPoint(point: MountPoint, root: string): void {
+    const context = `mounting ${point.what} on '${point.dest}'`;
+    for (const m of point.mounts) this.mount(context, m, root);
+    if (point.attrs !== undefined) {
+      const attrs = mountAttrNames(point.attrs);
+      this.log.verbose({ target: point.dest, root, attrs }, 'mount_setattr');
+      const args = { path: point.dest, recursive: true, attrSet: point.attrs, attrClr: 0, root };
+      void this.call(context, Method.MountSetattr, args);
+    }
+    if (point.what === 'dev' && this.cfg.contain) this.containedDev(context, root);
   }
 
   /** The minimal /dev of --contain, on the tmpfs just mounted at /dev. */
-  async containedDev(root: string): Promise<void> {
+  containedDev(context: string, root: string): void {
     for (const dev of CONTAINED_DEVICES) {
       if (!fs.existsSync(`/dev/${dev}`)) continue;
-      await this.rpc.call(Method.Touch, { path: `/dev/${dev}`, mode: 0o644, root });
-      await this.mount(
-        { source: `/dev/${dev}`, target: `/dev/${dev}`, fstype: null, flags: MS.BIND, data: null },
+      const node = `/dev/${dev}`;
+      void this.call(context, Method.Touch, { path: node, mode: 0o644, root });
+      this.mount(
+        context,
+        { source: node, target: node, fstype: null, flags: MS.BIND, data: null },
         root,
       );
     }
-    await this.mkdir('/dev/pts', 0o755, root);
-    await this.mount(DEVPTS_MOUNT, root);
-    await this.mkdir('/dev/shm', 0o1777, root);
-    await this.mount(SHM_MOUNT, root);
+    this.mkdir(context, '/dev/pts', 0o755, root);
+    this.mount(context, DEVPTS_MOUNT, root);
+    this.mkdir(context, '/dev/shm', 0o1777, root);
+    this.mount(context, SHM_MOUNT, root);
     for (const [target, linkpath] of DEV_SYMLINKS) {
-      await this.rpc.call(Method.Symlink, { target, linkpath, root });
+      void this.call(context, Method.Symlink, { target, linkpath, root });
     }
   }
 }
@@ -231,24 +250,36 @@ export async function createContainer(
   log: Logger,
 ): Promise<void> {
   const b = new Builder(cfg, rpc, log);
-  await withContext('creating the session dir', () => b.session());
-  await withContext(`mounting image '${cfg.image}'`, () => b.image());
-  await withContext('writing /etc/passwd and /etc/group', () => b.identityFiles(cfg.user!));
+  const planned = planMountPoints(cfg, b.s, (p) => fs.statSync(p).isDirectory());
 
-  let points = planMountPoints(cfg, b.s, (p) => fs.statSync(p).isDirectory());
-  const cwd = await b.resolve(cfg.cwd);
-  const cwdPoint = cwdMountPoint(cfg, points, cwd.missing.length === 0 && cwd.type === 'dir');
-  if (cwdPoint !== undefined) points.push(cwdPoint);
+  // Batch 1: session dir, image, and what the image holds.
+  b.session();
+  b.image();
+  const passwdStat = b.stat('/etc/passwd');
+  const groupStat = b.stat('/etc/group');
+  const cwdFound = b.resolve(cfg.cwd);
+  const found = planned.map((point) => b.resolve(point.dest));
+  await b.done();
 
-  const layer = await withContext('creating mount points', () => b.layer(points));
-  points = layer.points;
-  const root = await withContext('mounting the overlay', () => b.finalRoot(layer.used));
-  for (const point of points) await b.mountPoint(point, root);
+  // Batch 2: the image's identity files.
+  const texts = [b.readImageFile('/etc/passwd', await passwdStat)];
+  texts.push(b.readImageFile('/etc/group', await groupStat));
+  await b.done();
+  const [passwd, group] = await Promise.all(texts);
 
+  // Batch 3: everything else, down to the pivot.
+  const cwd = await cwdFound;
+  const cwdPoint = cwdMountPoint(cfg, planned, cwd.missing.length === 0 && cwd.type === 'dir');
+  const cwdList = cwdPoint === undefined ? [] : [cwdPoint];
+  const cwdResolved = cwdPoint === undefined ? [] : [cwd];
+  b.identityFiles(cfg.user!, passwd, group);
+  const layer = b.layer([...planned, ...cwdList], [...(await Promise.all(found)), ...cwdResolved]);
+  const root = b.finalRoot(layer.used);
+  for (const point of layer.points) b.mountPoint(point, root);
   if (cfg.hostname !== undefined) {
-    await withContext(`setting hostname '${cfg.hostname}'`, () =>
-      rpc.call(Method.SetHostname, { name: cfg.hostname }),
-    );
+    const name = cfg.hostname;
+    void b.call(`setting hostname '${name}'`, Method.SetHostname, { name });
   }
-  await withContext(`changing root to '${root}'`, () => rpc.call(Method.Chroot, { root }));
+  void b.call(`changing root to '${root}'`, Method.Chroot, { root });
+  await b.done();
 }

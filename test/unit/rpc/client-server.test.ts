@@ -113,6 +113,20 @@ describe('rpc client and server', () => {
     expect(maxActive).to.equal(1);
   });
 
+  it('does not run a chained call after a failed one, and runs an unchained one', async () => {
+    const failed = rejection(client.call('Fail', {}));
+    const chained = rejection(client.call('Sleep', { ms: 1, tag: 'chained' }, { chain: true }));
+    const chainedAgain = rejection(client.call('Echo', { value: 'x' }, { chain: true }));
+    const unchained = client.call<string>('Sleep', { ms: 1, tag: 'free' });
+    const afterSuccess = client.call<string>('Echo', { value: 'y' }, { chain: true });
+    expect((await failed).code).to.equal('EPERM');
+    expect((await chained).code).to.equal('ECANCELED');
+    expect((await chainedAgain).code).to.equal('ECANCELED');
+    expect(await unchained).to.equal('free');
+    expect(await afterSuccess).to.equal('y');
+    expect(started).to.deep.equal(['free']);
+  });
+
   it('answers an unknown method with ENOSYS', async () => {
     const err = await rejection(client.call('Nope', {}));
     expect(err.code).to.equal('ENOSYS');

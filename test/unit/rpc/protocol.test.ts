@@ -113,12 +113,20 @@ describe('rpc protocol messages', () => {
     });
   });
 
+  it('keeps a chain flag only when it is true', () => {
+    expect(parseRequest({ id: 1, method: 'X', args: {}, chain: true })).to.include({ chain: true });
+    expect(parseRequest({ id: 1, method: 'X', args: {}, chain: false })).not.to.have.property(
+      'chain',
+    );
+  });
+
   for (const [what, message] of [
     ['a non-map', [1, 'X', {}]],
     ['id 0', { id: 0, method: 'X', args: {} }],
     ['a fractional id', { id: 1.5, method: 'X', args: {} }],
     ['no method', { id: 1, args: {} }],
     ['args that are not a map', { id: 1, method: 'X', args: [] }],
+    ['a chain flag that is not a boolean', { id: 1, method: 'X', args: {}, chain: 1 }],
   ] as const) {
     it(`refuses a request with ${what} as EPROTO`, () => {
       expectRpcError(() => parseRequest(message), 'EPROTO');
