@@ -3,20 +3,9 @@ import { MAX_ENGINE_CONFIG, parseCommonConfig } from '../../../src/engines/confi
 import { getName, newEngine } from '../../../src/engines';
 import { parseBindSpec, parseTsrunConfig } from '../../../src/engines/tsrun/config';
 import { parseBinds } from '../../../src/cli/config';
+import { tsrunConfig } from '../../helpers/configs';
 
-const tsrunConfig = {
-  image: '/img',
-  action: 'exec',
-  args: ['true'],
-  env: { A: 'b' },
-  cwd: '/',
-  binds: [],
-  writable: false,
-  contain: false,
-  pidNamespace: false,
-  utsNamespace: false,
-  ipcNamespace: false,
-};
+const engineConfig = { ...tsrunConfig(), user: undefined, sessionDir: undefined };
 
 describe('engine config', () => {
   it('parses the common part and names the engine', () => {
@@ -49,7 +38,7 @@ describe('engine config', () => {
     const text = JSON.stringify({
       engineName: 'tsrun',
       containerID: 'a',
-      engineConfig: tsrunConfig,
+      engineConfig,
     });
     const engine = newEngine(text);
     expect(engine.common.engineName).to.equal('tsrun');
@@ -57,10 +46,12 @@ describe('engine config', () => {
   });
 
   it('names the field of a tsrun config that has the wrong type', () => {
-    expect(() => parseTsrunConfig({ ...tsrunConfig, image: 'relative' })).to.throw(/image must be/);
-    expect(() => parseTsrunConfig({ ...tsrunConfig, action: 'fly' })).to.throw(/action must be/);
-    expect(() => parseTsrunConfig({ ...tsrunConfig, env: { A: 1 } })).to.throw(/env must be/);
-    expect(() => parseTsrunConfig({ ...tsrunConfig, binds: [{ source: '/a' }] })).to.throw(
+    expect(() => parseTsrunConfig({ ...engineConfig, image: 'relative' })).to.throw(
+      /image must be/,
+    );
+    expect(() => parseTsrunConfig({ ...engineConfig, action: 'fly' })).to.throw(/action must be/);
+    expect(() => parseTsrunConfig({ ...engineConfig, env: { A: 1 } })).to.throw(/env must be/);
+    expect(() => parseTsrunConfig({ ...engineConfig, binds: [{ source: '/a' }] })).to.throw(
       /destination must be/,
     );
   });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import type { TsrunEngineConfig } from '../../../src/engines/tsrun/config';
+import { ALICE, tsrunConfig } from '../../helpers/configs';
 import {
   cwdMountPoint,
   overlayPath,
@@ -9,37 +9,8 @@ import {
 import { makeGroup, makePasswd } from '../../../src/engines/tsrun/identity';
 import { MOUNT_ATTR, MS } from '../../../src/native/constants';
 
-const user = {
-  uid: 1000,
-  gid: 1000,
-  name: 'alice',
-  gecos: 'Alice',
-  home: '/home/alice',
-  shell: '/bin/bash',
-  groups: [
-    { gid: 1000, name: 'alice' },
-    { gid: 27, name: 'sudo' },
-  ],
-};
-
-function config(over: Partial<TsrunEngineConfig> = {}): TsrunEngineConfig {
-  return {
-    image: '/img',
-    action: 'exec',
-    args: [],
-    env: {},
-    cwd: '/work/p',
-    binds: [],
-    writable: false,
-    contain: false,
-    pidNamespace: false,
-    utsNamespace: false,
-    ipcNamespace: false,
-    user,
-    sessionDir: '/s',
-    ...over,
-  };
-}
+const user = ALICE;
+const config = tsrunConfig;
 const s = sessionPaths('/s');
 const allDirs = () => true;
 
