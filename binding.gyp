@@ -12,6 +12,7 @@
         "addon/clone_parent.cc",
         "addon/errors.cc",
         "addon/fds.cc",
+        "addon/loop.cc",
         "addon/mounts.cc",
         "addon/namespaces.cc",
         "addon/pre_exec.cc",

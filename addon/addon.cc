@@ -13,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tsrun::InitPrivileges(env, exports);
   tsrun::InitCapabilities(env, exports);
   tsrun::InitFds(env, exports);
+  tsrun::InitLoop(env, exports);
   return exports;
 }
 

@@ -29,5 +29,6 @@ void InitMounts(Napi::Env env, Napi::Object exports);
 void InitPrivileges(Napi::Env env, Napi::Object exports);
 void InitCapabilities(Napi::Env env, Napi::Object exports);
 void InitFds(Napi::Env env, Napi::Object exports);
+void InitLoop(Napi::Env env, Napi::Object exports);
 
 }  // namespace tsrun

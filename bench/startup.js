@@ -60,10 +60,28 @@ function makeBundle(dir, rootfs) {
   fs.writeFileSync(file, JSON.stringify(config, null, 2));
 }
 
-function peers(rootfs, bundle, state) {
+/** The same rootfs as image files: a squashfs file made here, and the shared SIF fixture. */
+function imageFiles(rootfs, tmp) {
+  const files = [];
+  const sqfs = path.join(tmp, `${rootfs.name}.sqfs`);
+  const made = spawnSync('mksquashfs', [rootfs.dir, sqfs, '-noappend', '-quiet'], {
+    encoding: 'utf8',
+  });
+  files.push({ name: 'tsrun squashfs', file: made.status === 0 ? sqfs : null, made });
+  const sif = path.join(REPO, '..', 'shared', 'fixtures', 'singularity-3.1-busybox.sif');
+  if (rootfs.name === 'busybox' && fs.existsSync(sif)) files.push({ name: 'tsrun SIF', file: sif });
+  return files;
+}
+
+function peers(rootfs, bundle, state, files) {
   const oci = (rt) => [rt, '--root', `${state}/${rt}`, 'run', '--bundle', bundle, ID];
   const list = [
     { name: 'tsrun exec', argv: [TSRUN, 'exec', rootfs, '/bin/true'] },
+    ...files.map((f) => ({
+      name: f.name,
+      argv: [TSRUN, 'exec', f.file, '/bin/true'],
+      error: f.file === null ? `mksquashfs: ${failure(f.made)}` : undefined,
+    })),
     { name: 'runc run', argv: oci('runc'), oci: true },
     { name: 'crun run', argv: oci('crun'), oci: true },
     {
@@ -72,7 +90,8 @@ function peers(rootfs, bundle, state) {
     },
     { name: 'node -e 0', argv: ['node', '-e', '0'] },
   ];
-  if (hybridCgroups()) list.splice(3, 0, ...cgroupV1Rows(oci('crun')));
+  const afterCrun = list.findIndex((p) => p.name === 'crun run') + 1;
+  if (hybridCgroups()) list.splice(afterCrun, 0, ...cgroupV1Rows(oci('crun')));
   return list;
 }
 
@@ -116,12 +135,12 @@ async function measure(argv, opts, jsonFile) {
 function printTable(title, rows) {
   const base = rows[0].result.median;
   const ratio = (x) => (base ? x.toFixed(2) : '-');
-  const line = (name, cells) => name.padEnd(12) + cells.map((c) => c.padStart(10)).join('');
+  const line = (name, cells) => name.padEnd(15) + cells.map((c) => c.padStart(10)).join('');
   console.log(`\n${title}`);
   console.log(line('command', ['median ms', 'min ms', 'stddev', 'x/tsrun', 'tsrun/x']));
   for (const { name, result: r } of rows) {
     if (r.error) {
-      console.log(`${name.padEnd(12)}error: ${r.error}`);
+      console.log(`${name.padEnd(15)}error: ${r.error}`);
       continue;
     }
     const cells = [r.median, r.min, r.stddev].map((v) => v.toFixed(1));
@@ -159,8 +178,8 @@ async function benchStartup(rootfs, opts, tmp) {
     bundleError = { error: `no OCI bundle: ${err.message}` };
   }
   try {
-    for (const peer of peers(rootfs.dir, bundle, state)) {
-      const skip = peer.oci && bundleError;
+    for (const peer of peers(rootfs.dir, bundle, state, imageFiles(rootfs, tmp))) {
+      const skip = (peer.oci && bundleError) || (peer.error && { error: peer.error });
       const result = skip || (await measure(peer.argv, opts, path.join(tmp, 'hf.json')));
       rows.push({ name: peer.name, result });
     }
@@ -168,6 +187,7 @@ async function benchStartup(rootfs, opts, tmp) {
     deleteContainers(state);
   }
   printTable(`${rootfs.name} rootfs ${rootfs.dir}: ${opts.runs} runs of /bin/true`, rows);
+  console.log("'tsrun SIF' runs the shared SIF fixture (a busybox image Singularity 3.1 built)");
   if (rows.some((r) => r.name === 'v1 wrapper')) {
     console.log("'crun in v1' includes 'v1 wrapper': unshare -m, umount of the cgroup2 part, exec");
   }

@@ -128,6 +128,20 @@ export interface Addon {
    * Returns the new fd.
    */
   openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number;
+  /**
+   * Attaches `size` bytes (0: to the end) of `file` from `offset` to a free loop device with
+   * LOOP_CONFIGURE: autoclear, read-only unless asked, direct I/O when `directIO` and the kernel
+   * can. Retries when another process takes the same free device first. Returns the device path
+   * and an open fd on it (close-on-exec); the device detaches once that fd is closed and nothing
+   * mounts it.
+   */
+  loopAttach(
+    file: string,
+    offset: number,
+    size: number,
+    readonly: boolean,
+    directIO: boolean,
+  ): { device: string; fd: number };
   /** mknod(2) (mode includes the file type bits), for minimal /dev nodes. */
   mknod(path: string, mode: number, major: number, minor: number): void;
 

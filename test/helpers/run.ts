@@ -9,6 +9,10 @@ export const ROOT = path.resolve(__dirname, '..', '..', '..');
 export const TSRUN = path.join(ROOT, 'bin', 'tsrun');
 export const STARTER = path.join(ROOT, 'bin', 'tsrun-starter');
 export const BUSYBOX = process.env.TSRUN_TEST_BUSYBOX ?? path.join(ROOT, 'images', 'busybox');
+/** The SIF file written by Singularity 3.1, from the project's shared fixtures. */
+export const SIF_FIXTURE =
+  process.env.TSRUN_TEST_SIF ??
+  path.join(ROOT, '..', 'shared', 'fixtures', 'singularity-3.1-busybox.sif');
 export const DEBIAN = process.env.TSRUN_TEST_DEBIAN ?? '/var/cache/tsrun-test/debian-bookworm';
 
 export interface Result {

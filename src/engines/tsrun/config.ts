@@ -2,6 +2,7 @@
 // stage 1 adds (the user's identity, the image's kind). It travels as the `engineConfig` part of
 // the engine config.
 import { usageError } from '../../common/errors';
+import type { ImageSource } from '../../images/detect';
 
 export type Action = 'exec' | 'run' | 'shell';
 
@@ -42,6 +43,7 @@ export interface TsrunEngineConfig {
   hostname?: string;
   /** Filled in by stage 1. */
   user?: UserInfo;
+  source?: ImageSource;
   sessionDir?: string;
 }
 
@@ -100,6 +102,7 @@ export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
     ipcNamespace: field(obj, 'ipcNamespace', isBool, 'a boolean'),
     hostname: field(obj, 'hostname', optional(isString), 'a string'),
     user: obj.user as UserInfo | undefined,
+    source: obj.source as ImageSource | undefined,
     sessionDir: field(obj, 'sessionDir', optional(isAbsolute), 'an absolute path'),
   };
 }

@@ -126,15 +126,30 @@ class Builder {
     }
   }
 
-  /** The image on rootfs: a bind of the sandbox directory, read-only unless --writable. */
-  image(): void {
+  /**
+   * The image on rootfs: a bind of a sandbox directory, or the file system of an image file on a
+   * loop device (which takes one round trip: the mount needs the device's name). Read-only
+   * unless --writable.
+   */
+  async image(): Promise<void> {
     const context = `mounting image '${this.cfg.image}'`;
-    const flags = MS.BIND | MS.NODEV;
+    const source = this.cfg.source!;
+    const readonly = !this.cfg.writable;
     const target = this.s.rootfs;
-    this.mount(context, { source: this.cfg.image, target, fstype: null, flags, data: null });
-    if (this.cfg.writable) return;
-    const ro = flags | MS.REMOUNT | MS.RDONLY;
-    this.mount(context, { source: null, target, fstype: null, flags: ro, data: null });
+    if (source.format === 'sandbox') {
+      const flags = MS.BIND | MS.NODEV;
+      this.mount(context, { source: this.cfg.image, target, fstype: null, flags, data: null });
+      if (!readonly) return;
+      const ro = flags | MS.REMOUNT | MS.RDONLY;
+      return this.mount(context, { source: null, target, fstype: null, flags: ro, data: null });
+    }
+    const { path: file, offset, size } = source;
+    const loop = this.call(context, Method.LoopDevice, { path: file, offset, size, readonly });
+    await this.done();
+    const { device } = await loop;
+    this.log.verbose({ device, file, offset, size }, 'loop device attached');
+    const flags = MS.NODEV | (readonly ? MS.RDONLY : 0);
+    this.mount(context, { source: device, target, fstype: source.fstype!, flags, data: null });
   }
 
   resolve(dest: string): Promise<ResolveResult> {
@@ -254,7 +269,7 @@ export async function createContainer(
 
   // Batch 1: session dir, image, and what the image holds.
   b.session();
-  b.image();
+  await b.image();
   const passwdStat = b.stat('/etc/passwd');
   const groupStat = b.stat('/etc/group');
   const cwdFound = b.resolve(cfg.cwd);

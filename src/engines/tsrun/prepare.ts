@@ -7,6 +7,7 @@ import { usageError } from '../../common/errors';
 import { addon } from '../../native/addon';
 import { CAPABILITIES } from '../../native/constants';
 import type { StarterConfig } from '../config';
+import { detectImage, ImageSource } from '../../images/detect';
 import type { TsrunEngineConfig, UserInfo } from './config';
 
 /** Where every container mounts its session tmpfs, in its own mount namespace. */
@@ -22,13 +23,13 @@ function statOrFail(file: string, what: string): fs.Stats {
   }
 }
 
-function checkImage(image: string): void {
-  const st = statOrFail(image, 'image');
-  if (!st.isDirectory()) {
-    throw usageError(
-      `image '${image}' is not a directory (only sandbox directories are supported)`,
-    );
+/** What the image is; --writable only for the formats that can be written. */
+function checkImage(cfg: TsrunEngineConfig): ImageSource {
+  const source = detectImage(cfg.image);
+  if (cfg.writable && (source.format === 'sif' || source.format === 'squashfs')) {
+    throw usageError(`--writable: image '${cfg.image}' is ${source.format}, which is read-only`);
   }
+  return source;
 }
 
 function hasDotDot(p: string): boolean {
@@ -126,9 +127,9 @@ export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): v
   if (process.getuid!() !== 0) {
     throw usageError('running as a non-root user needs the user-namespace mode: not supported yet');
   }
-  checkImage(cfg.image);
-  checkBinds(cfg);
   cfg.image = path.resolve(cfg.image);
+  cfg.source = checkImage(cfg);
+  checkBinds(cfg);
   cfg.user = currentUser();
   cfg.sessionDir ??= DEFAULT_SESSION_DIR;
   checkHostname(cfg.hostname);

@@ -95,6 +95,15 @@ function mountSetattr(a: T.MountSetattrArgs): null {
   }
 }
 
+/** Loop devices attached for this container: held open until the server exits. */
+const loopFds: number[] = [];
+
+function loopDevice(a: T.LoopDeviceArgs): T.LoopDeviceResult {
+  const { device, fd } = addon().loopAttach(a.path, a.offset, a.size, a.readonly, true);
+  loopFds.push(fd);
+  return { device };
+}
+
 // Root and identity -----------------------------------------------------------------------------
 
 function chroot({ root }: T.ChrootArgs): null {
@@ -250,6 +259,15 @@ export const tsrunMethods: Table = {
       root: 'path?',
     }),
     handler: mountSetattr,
+  },
+  LoopDevice: {
+    validate: shape<T.LoopDeviceArgs>({
+      path: 'path',
+      offset: 'uint',
+      size: 'uint',
+      readonly: 'bool',
+    }),
+    handler: loopDevice,
   },
   Mkdir: { validate: shape<T.MkdirArgs>(pathArgs), handler: mkdir },
   MkdirAll: {

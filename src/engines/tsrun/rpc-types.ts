@@ -7,6 +7,7 @@ export const Method = {
   Mount: 'Mount',
   Umount: 'Umount',
   MountSetattr: 'MountSetattr',
+  LoopDevice: 'LoopDevice',
   Mkdir: 'Mkdir',
   MkdirAll: 'MkdirAll',
   Chroot: 'Chroot',
@@ -42,6 +43,20 @@ export interface MountSetattrArgs {
   attrSet: number;
   attrClr: number;
   root?: string;
+}
+/**
+ * Attaches `size` bytes (0: all) of the file at `path` from `offset` to a free loop device
+ * (autoclear, direct I/O where possible); answers the device's path. The server holds the device
+ * open until it exits, by when a mount holds it; the device then detaches with the last mount.
+ */
+export interface LoopDeviceArgs {
+  path: string;
+  offset: number;
+  size: number;
+  readonly: boolean;
+}
+export interface LoopDeviceResult {
+  device: string;
 }
 export interface UmountArgs {
   target: string;
@@ -151,6 +166,7 @@ export interface MethodTypes {
   Mount: { args: MountArgs; result: null };
   Umount: { args: UmountArgs; result: null };
   MountSetattr: { args: MountSetattrArgs; result: null };
+  LoopDevice: { args: LoopDeviceArgs; result: LoopDeviceResult };
   Mkdir: { args: MkdirArgs; result: null };
   MkdirAll: { args: MkdirAllArgs; result: string[] };
   Chroot: { args: ChrootArgs; result: null };

@@ -1,0 +1,87 @@
+// Image files as users have them: a SIF file written by Singularity 3.1, squashfs and ext3 files.
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { BUSYBOX, expectNothingLeftBehind, requireImage, SIF_FIXTURE, tsrun } from '../helpers/run';
+
+function loopDevices(): string {
+  return execFileSync('losetup', ['-a'], { encoding: 'utf8' });
+}
+
+describe('image files', function () {
+  let dir: string;
+  let squashfs: string;
+  let ext3: string;
+
+  this.beforeAll(function () {
+    requireImage(this, BUSYBOX, 'run scripts/setup.sh');
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-images-'));
+    squashfs = path.join(dir, 'busybox.sqfs');
+    execFileSync('mksquashfs', [BUSYBOX, squashfs, '-noappend', '-quiet'], { stdio: 'ignore' });
+    ext3 = path.join(dir, 'busybox.ext3');
+    fs.writeFileSync(ext3, '');
+    fs.truncateSync(ext3, 64 << 20);
+    execFileSync('mkfs.ext3', ['-q', '-F', '-d', BUSYBOX, ext3], { stdio: 'ignore' });
+  });
+  this.afterAll(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  expectNothingLeftBehind();
+  let loopsBefore = '';
+  beforeEach(() => (loopsBefore = loopDevices()));
+  afterEach(() => expect(loopDevices(), 'loop devices').to.equal(loopsBefore));
+
+  it('runs a SIF file written by Singularity 3.1 from its squashfs partition', function () {
+    if (!fs.existsSync(SIF_FIXTURE)) return this.skip();
+    const r = tsrun(['exec', SIF_FIXTURE, 'sh', '-c', 'busybox | head -1; mount | head -1']);
+    expect(r.stderr).to.equal('');
+    expect(r.stdout).to.match(/^BusyBox v1\./);
+    expect(r.stdout).to.match(/\/dev\/loop\d+ on \/ type squashfs \(ro,/);
+  });
+
+  it('runs a squashfs file and an ext3 file, read-only', () => {
+    for (const [image, fstype] of [
+      [squashfs, 'squashfs'],
+      [ext3, 'ext3'],
+    ]) {
+      const r = tsrun(['exec', image, 'sh', '-c', 'grep ^ID= /etc/os-release; mount | head -1']);
+      expect(r.stdout).to.match(
+        new RegExp(`^ID=busybox\\n/dev/loop\\d+ on / type ${fstype} \\(ro,`),
+      );
+    }
+  });
+
+  it('writes into an ext3 file with --writable and refuses --writable for squashfs', () => {
+    const w = tsrun(['exec', '--writable', ext3, 'sh', '-c', 'echo kept > /written']);
+    expect(w.status).to.equal(0);
+    expect(tsrun(['exec', ext3, 'cat', '/written']).stdout).to.equal('kept\n');
+    const r = tsrun(['exec', '--writable', squashfs, 'true']);
+    expect(r.status).to.equal(255);
+    expect(r.stderr).to.match(/--writable: image '.*' is squashfs, which is read-only/);
+  });
+
+  it('refuses a truncated SIF file and a file that is no image, naming them', function () {
+    if (!fs.existsSync(SIF_FIXTURE)) return this.skip();
+    const truncated = path.join(dir, 'truncated.sif');
+    fs.writeFileSync(truncated, fs.readFileSync(SIF_FIXTURE).subarray(0, 20000));
+    const r = tsrun(['exec', truncated, 'true']);
+    expect(r.status).to.equal(255);
+    expect(r.stderr).to.match(/SIF file '.*truncated.sif': the descriptor table lies outside/);
+    const junk = path.join(dir, 'junk.bin');
+    fs.writeFileSync(junk, Buffer.from('\x7fELF\x02\x01\x01', 'latin1'));
+    const j = tsrun(['exec', junk, 'true']);
+    expect(j.status).to.equal(255);
+    expect(j.stderr).to.match(/junk.bin': not a SIF, squashfs or ext3 image \(found bytes 7f 45/);
+  });
+
+  it('leaves no loop device after 50 runs of a SIF file', function () {
+    if (!fs.existsSync(SIF_FIXTURE)) return this.skip();
+    this.timeout(120000);
+    for (let i = 0; i < 50; i++) {
+      expect(tsrun(['exec', SIF_FIXTURE, 'true']).status).to.equal(0);
+    }
+    expect(loopDevices()).to.equal(loopsBefore);
+  });
+});
