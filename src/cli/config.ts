@@ -3,11 +3,19 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { usageError } from '../common/errors';
 import type { CommonConfig } from '../engines/config';
-import { Action, BindSpec, parseBindSpec, TsrunEngineConfig } from '../engines/tsrun/config';
+import {
+  Action,
+  BindSpec,
+  parseBindSpec,
+  parseOverlaySpec,
+  TsrunEngineConfig,
+} from '../engines/tsrun/config';
 
 export interface ContainerOptions {
   bind?: string[];
   writable?: boolean;
+  writableTmpfs?: boolean;
+  overlay?: string[];
   contain?: boolean;
   pid?: boolean;
   ipc?: boolean;
@@ -71,6 +79,11 @@ export function buildEngineConfig(
     pwd: opts.pwd,
     binds: parseBinds(opts.bind),
     writable: opts.writable ?? false,
+    writableTmpfs: opts.writableTmpfs ?? false,
+    overlays: (opts.overlay ?? []).map((spec) => {
+      const overlay = parseOverlaySpec(spec);
+      return { ...overlay, path: path.resolve(overlay.path) };
+    }),
     contain: opts.contain ?? false,
     pidNamespace: opts.pid ?? false,
     utsNamespace: (opts.uts ?? false) || opts.hostname !== undefined,

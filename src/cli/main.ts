@@ -26,7 +26,13 @@ function containerCommand(program: Command, name: Action, summary: string): Comm
       'bind a host path: src[:dst[:ro|rw]] (repeat or comma-separate)',
       collect,
     )
-    .option('-w, --writable', 'mount a sandbox directory image read-write')
+    .option('-w, --writable', 'mount a sandbox directory or ext3 image read-write')
+    .option('--writable-tmpfs', 'let the container write to a tmpfs layer that vanishes with it')
+    .option(
+      '-o, --overlay <path[:ro]>',
+      'overlay a directory or ext3 image: writes go to its upper layer (repeat; :ro stacks it)',
+      collect,
+    )
     .option('-c, --contain', 'minimal /dev, and empty /tmp, /var/tmp and home in the session dir')
     .option('-p, --pid', 'run in a new pid namespace')
     .option('-i, --ipc', 'run in a new ipc namespace')

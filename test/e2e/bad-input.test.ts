@@ -46,7 +46,9 @@ describe('bad input', function () {
     fs.writeFileSync(file, 'hello');
     const r = tsrun(['exec', file, 'true']);
     expect(r.status).to.equal(255);
-    expect(oneLine(r.stderr)).to.match(/not-an-image': not a SIF, squashfs or ext3 image \(found text/);
+    expect(oneLine(r.stderr)).to.match(
+      /not-an-image': not a SIF, squashfs or ext3 image \(found text/,
+    );
   });
 
   it('names a bind source that does not exist', () => {

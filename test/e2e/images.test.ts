@@ -1,10 +1,15 @@
 // Image files as users have them: a SIF file written by Singularity 3.1, squashfs and ext3 files.
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BUSYBOX, expectNothingLeftBehind, requireImage, SIF_FIXTURE, tsrun } from '../helpers/run';
+
+function sha256(file: string): string {
+  return crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+}
 
 function loopDevices(): string {
   return execFileSync('losetup', ['-a'], { encoding: 'utf8' });
@@ -60,6 +65,53 @@ describe('image files', function () {
     const r = tsrun(['exec', '--writable', squashfs, 'true']);
     expect(r.status).to.equal(255);
     expect(r.stderr).to.match(/--writable: image '.*' is squashfs, which is read-only/);
+  });
+
+  it('writes to a tmpfs with --writable-tmpfs, leaving the image unchanged', () => {
+    const before = sha256(squashfs);
+    const r = tsrun(['exec', '--writable-tmpfs', squashfs, 'sh', '-c', 'echo x > /new; cat /new']);
+    expect(r.stdout).to.equal('x\n');
+    expect(tsrun(['exec', squashfs, 'ls', '/new']).status).to.not.equal(0);
+    expect(sha256(squashfs)).to.equal(before);
+  });
+
+  it("keeps writes in an --overlay directory's upper layer, and stacks it read-only with :ro", () => {
+    const overlay = path.join(dir, 'overlay');
+    fs.mkdirSync(overlay);
+    const w = tsrun(['exec', '--overlay', overlay, squashfs, 'sh', '-c', 'echo kept > /etc/kept']);
+    expect(w.status).to.equal(0);
+    expect(fs.readFileSync(path.join(overlay, 'upper', 'etc', 'kept'), 'utf8')).to.equal('kept\n');
+    const r = tsrun([
+      'exec',
+      '--overlay',
+      `${overlay}:ro`,
+      BUSYBOX,
+      'sh',
+      '-c',
+      'cat /etc/kept; touch /etc/other 2>/dev/null || echo read-only',
+    ]);
+    expect(r.stdout).to.equal('kept\nread-only\n');
+  });
+
+  it('keeps writes in an ext3 --overlay file', () => {
+    const file = path.join(dir, 'overlay.img');
+    fs.writeFileSync(file, '');
+    fs.truncateSync(file, 32 << 20);
+    execFileSync('mkfs.ext3', ['-q', '-F', file], { stdio: 'ignore' });
+    expect(tsrun(['exec', '--overlay', file, squashfs, 'sh', '-c', 'echo e > /e']).status).to.equal(
+      0,
+    );
+    expect(tsrun(['exec', '--overlay', `${file}:ro`, squashfs, 'cat', '/e']).stdout).to.equal(
+      'e\n',
+    );
+  });
+
+  it('refuses two writable layers and a writable squashfs overlay', () => {
+    const both = tsrun(['exec', '--writable-tmpfs', '--overlay', path.join(dir), squashfs, 'true']);
+    expect(both.stderr).to.match(/exclude each other/);
+    const sq = tsrun(['exec', '--overlay', squashfs, BUSYBOX, 'true']);
+    expect(sq.stderr).to.match(/a squashfs overlay is read-only: add ':ro'/);
+    expect([both.status, sq.status]).to.deep.equal([255, 255]);
   });
 
   it('refuses a truncated SIF file and a file that is no image, naming them', function () {

@@ -12,6 +12,14 @@ export interface BindSpec {
   readonly: boolean;
 }
 
+/** An --overlay: a directory or an ext3 file whose upper layer takes the container's writes. */
+export interface OverlaySpec {
+  path: string;
+  readonly: boolean;
+  /** What the overlay is, filled in by stage 1. */
+  source?: ImageSource;
+}
+
 export interface UserInfo {
   uid: number;
   gid: number;
@@ -36,6 +44,9 @@ export interface TsrunEngineConfig {
   pwd?: string;
   binds: BindSpec[];
   writable: boolean;
+  /** --writable-tmpfs: writes go to a tmpfs and vanish with the container. */
+  writableTmpfs?: boolean;
+  overlays?: OverlaySpec[];
   contain: boolean;
   pidNamespace: boolean;
   utsNamespace: boolean;
@@ -77,6 +88,23 @@ function parseBind(value: unknown, index: number): BindSpec {
   };
 }
 
+function parseOverlay(value: unknown, index: number): OverlaySpec {
+  const obj = (typeof value === 'object' && value !== null ? value : {}) as Obj;
+  return {
+    path: field(obj, 'path', isAbsolute, `an absolute path (overlays[${index}])`),
+    readonly: field(obj, 'readonly', isBool, `a boolean (overlays[${index}])`),
+    source: obj.source as ImageSource | undefined,
+  };
+}
+
+/** Parses one --overlay value: PATH[:ro]. */
+export function parseOverlaySpec(spec: string): OverlaySpec {
+  const ro = spec.endsWith(':ro');
+  const file = ro ? spec.slice(0, -3) : spec.replace(/:rw$/, '');
+  if (file === '') throw usageError(`--overlay '${spec}': expected PATH[:ro]`);
+  return { path: file, readonly: ro };
+}
+
 /** Checks the shape of a tsrun engine config; returns it typed. */
 export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
   const obj = value as Obj;
@@ -96,6 +124,13 @@ export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
     pwd: field(obj, 'pwd', optional(isAbsolute), 'an absolute path'),
     binds: binds.map(parseBind),
     writable: field(obj, 'writable', isBool, 'a boolean'),
+    writableTmpfs: field(obj, 'writableTmpfs', optional(isBool), 'a boolean'),
+    overlays: field<unknown[] | undefined>(
+      obj,
+      'overlays',
+      optional(Array.isArray),
+      'an array',
+    )?.map(parseOverlay),
     contain: field(obj, 'contain', isBool, 'a boolean'),
     pidNamespace: field(obj, 'pidNamespace', isBool, 'a boolean'),
     utsNamespace: field(obj, 'utsNamespace', isBool, 'a boolean'),

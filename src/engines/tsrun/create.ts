@@ -13,7 +13,7 @@ import { wrap } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { MS, mountAttrNames, mountFlagNames } from '../../native/constants';
 import type { RpcClient } from '../../rpc/client';
-import type { TsrunEngineConfig, UserInfo } from './config';
+import type { OverlaySpec, TsrunEngineConfig, UserInfo } from './config';
 import { makeGroup, makePasswd } from './identity';
 import {
   CONTAINED_DEVICES,
@@ -31,6 +31,14 @@ import { Method, MethodTypes, MountArgs, ResolveResult, StatResult } from './rpc
 
 /** Size of the session tmpfs (Singularity's `sessiondir max size` default, in MiB). */
 const SESSION_SIZE_MIB = 16;
+/** Size of the tmpfs that takes the writes of --writable-tmpfs, in MiB (Apptainer's default). */
+const WRITABLE_TMPFS_MIB = 64;
+
+/** The overlay layers besides the image and the layer of missing mount points. */
+interface Layers {
+  lowers: string[];
+  upper?: { upper: string; work: string };
+}
 
 type Call = <M extends keyof MethodTypes>(
   context: string,
@@ -214,11 +222,71 @@ class Builder {
     void this.call(context, Method.Touch, { path: target, mode: 0o644 });
   }
 
-  /** The final root: a read-only overlay of layer over rootfs, or rootfs itself. */
-  finalRoot(useLayer: boolean): string {
-    if (!useLayer) return this.s.rootfs;
-    const data = `lowerdir=${overlayPath(this.s.layer)}:${overlayPath(this.s.rootfs)}`;
-    const flags = MS.RDONLY | MS.NODEV;
+  /** Where an --overlay's layers are: its directory, or its image file's loop mount. */
+  async overlayDir(overlay: OverlaySpec, index: number, context: string): Promise<string> {
+    const source = overlay.source!;
+    if (source.format === 'sandbox') return overlay.path;
+    const readonly = overlay.readonly || source.fstype === 'squashfs';
+    const { path: file, offset, size } = source;
+    const loop = this.call(context, Method.LoopDevice, { path: file, offset, size, readonly });
+    await this.done();
+    const target = `${this.s.overlays}/${index}`;
+    this.mkdir(context, target);
+    const flags = MS.NODEV | (readonly ? MS.RDONLY : 0);
+    const { device } = await loop;
+    this.mount(context, { source: device, target, fstype: source.fstype!, flags, data: null });
+    return target;
+  }
+
+  /** A read-only overlay's layer: its upper directory when it has one, else all of it. */
+  async readonlyLayer(dir: string, context: string): Promise<string> {
+    const upper = this.call(context, Method.Stat, { path: `${dir}/upper` });
+    await this.done();
+    return (await upper)?.type === 'dir' ? `${dir}/upper` : dir;
+  }
+
+  /** The layers of --overlay and --writable-tmpfs: read-only lowers (top first), one upper. */
+  async overlays(): Promise<Layers> {
+    const layers: Layers = { lowers: [] };
+    for (const [index, overlay] of (this.cfg.overlays ?? []).entries()) {
+      const context = `mounting overlay '${overlay.path}'`;
+      const dir = await this.overlayDir(overlay, index, context);
+      if (overlay.readonly) {
+        layers.lowers.unshift(await this.readonlyLayer(dir, context));
+        continue;
+      }
+      layers.upper = { upper: `${dir}/upper`, work: `${dir}/work` };
+      this.mkdir(context, layers.upper.upper);
+      this.mkdir(context, layers.upper.work);
+    }
+    if (this.cfg.writableTmpfs === true) {
+      const context = 'mounting the tmpfs of --writable-tmpfs';
+      const data = `mode=755,size=${WRITABLE_TMPFS_MIB}m`;
+      const target = this.s.writable;
+      this.mkdir(context, target);
+      const flags = MS.NOSUID | MS.NODEV;
+      this.mount(context, { source: 'tmpfs', target, fstype: 'tmpfs', flags, data });
+      layers.upper = { upper: `${target}/upper`, work: `${target}/work` };
+      this.mkdir(context, layers.upper.upper);
+      this.mkdir(context, layers.upper.work);
+    }
+    return layers;
+  }
+
+  /**
+   * The final root: an overlay of the --overlay layers, the layer of missing mount points and
+   * rootfs, writable when one layer takes the writes; or rootfs itself when there is no layer.
+   */
+  finalRoot(useLayer: boolean, layers: Layers): string {
+    if (!useLayer && layers.lowers.length === 0 && layers.upper === undefined) {
+      return this.s.rootfs;
+    }
+    const lowers = [...layers.lowers, this.s.layer, this.s.rootfs].map(overlayPath).join(':');
+    let data = `lowerdir=${lowers}`;
+    if (layers.upper !== undefined) {
+      data += `,upperdir=${overlayPath(layers.upper.upper)},workdir=${overlayPath(layers.upper.work)}`;
+    }
+    const flags = MS.NODEV | (layers.upper === undefined ? MS.RDONLY : 0);
     const overlay = { source: 'overlay', target: this.s.final, fstype: 'overlay', flags, data };
     this.mount('mounting the overlay', overlay);
     return this.s.final;
@@ -270,6 +338,7 @@ export async function createContainer(
   // Batch 1: session dir, image, and what the image holds.
   b.session();
   await b.image();
+  const layers = await b.overlays();
   const passwdStat = b.stat('/etc/passwd');
   const groupStat = b.stat('/etc/group');
   const cwdFound = b.resolve(cfg.cwd);
@@ -289,7 +358,7 @@ export async function createContainer(
   const cwdResolved = cwdPoint === undefined ? [] : [cwd];
   b.identityFiles(cfg.user!, passwd, group);
   const layer = b.layer([...planned, ...cwdList], [...(await Promise.all(found)), ...cwdResolved]);
-  const root = b.finalRoot(layer.used);
+  const root = b.finalRoot(layer.used, layers);
   for (const point of layer.points) b.mountPoint(point, root);
   if (cfg.hostname !== undefined) {
     const name = cfg.hostname;

@@ -17,6 +17,8 @@ export function sessionPaths(session: string) {
     tmp: `${session}/tmp`, // /tmp and /var/tmp with --contain
     varTmp: `${session}/var_tmp`,
     home: `${session}/home`, // the home directory with --contain
+    overlays: `${session}/overlays`, // mount points of --overlay image files
+    writable: `${session}/writable`, // the tmpfs of --writable-tmpfs
   };
 }
 export type SessionPaths = ReturnType<typeof sessionPaths>;

@@ -32,6 +32,26 @@ function checkImage(cfg: TsrunEngineConfig): ImageSource {
   return source;
 }
 
+/** Each --overlay is a directory, an ext3 file, or (read-only) a squashfs file. */
+function checkOverlays(cfg: TsrunEngineConfig): void {
+  const overlays = cfg.overlays ?? [];
+  for (const overlay of overlays) {
+    const source = detectImage(overlay.path);
+    const what = `--overlay '${overlay.path}'`;
+    if (source.format === 'sif') throw usageError(`${what}: SIF overlays are not supported`);
+    if (source.format === 'squashfs' && !overlay.readonly) {
+      throw usageError(`${what}: a squashfs overlay is read-only: add ':ro'`);
+    }
+    overlay.source = source;
+  }
+  const writableOverlays = overlays.filter((o) => !o.readonly).length;
+  if (writableOverlays > 1) throw usageError('--overlay: only one overlay can be writable');
+  const writers = [cfg.writable, cfg.writableTmpfs === true, writableOverlays > 0];
+  if (writers.filter(Boolean).length > 1) {
+    throw usageError('--writable, --writable-tmpfs and a writable --overlay exclude each other');
+  }
+}
+
 function hasDotDot(p: string): boolean {
   return p.split('/').includes('..');
 }
@@ -129,6 +149,7 @@ export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): v
   }
   cfg.image = path.resolve(cfg.image);
   cfg.source = checkImage(cfg);
+  checkOverlays(cfg);
   checkBinds(cfg);
   cfg.user = currentUser();
   cfg.sessionDir ??= DEFAULT_SESSION_DIR;
