@@ -80,6 +80,18 @@ function buildProgram(): Command {
     .argument('<image>')
     .action((image: string, opts: ContainerOptions) => run('shell', image, [], opts));
   program
+    .command('build')
+    .description('build a SIF file from a sandbox directory or image, or unpack one (--sandbox)')
+    .usage('[options] OUTPUT SOURCE')
+    .option('-s, --sandbox', 'unpack SOURCE into the sandbox directory OUTPUT')
+    .option('-F, --force', 'replace OUTPUT if it exists')
+    .argument('<output>')
+    .argument('<source>')
+    .action((out: string, source: string, opts: { sandbox?: boolean; force?: boolean }) => {
+      const { build } = require('./build') as typeof import('./build');
+      return build(out, source, opts);
+    });
+  program
     .command('version')
     .description('print the version')
     .action(() => {
@@ -89,9 +101,9 @@ function buildProgram(): Command {
   return program;
 }
 
-function main(): void {
+async function main(): Promise<void> {
   try {
-    buildProgram().parse(process.argv);
+    await buildProgram().parseAsync(process.argv);
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 255);
     writeStderr(`tsrun: ${errorMessage(err)}\n`);
@@ -99,4 +111,4 @@ function main(): void {
   }
 }
 
-main();
+void main();

@@ -5,6 +5,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { primaryPartition, readSif } from '../../src/images/sif';
 import { BUSYBOX, expectNothingLeftBehind, requireImage, SIF_FIXTURE, tsrun } from '../helpers/run';
 
 function sha256(file: string): string {
@@ -112,6 +113,31 @@ describe('image files', function () {
     const sq = tsrun(['exec', '--overlay', squashfs, BUSYBOX, 'true']);
     expect(sq.stderr).to.match(/a squashfs overlay is read-only: add ':ro'/);
     expect([both.status, sq.status]).to.deep.equal([255, 255]);
+  });
+
+  it('builds a SIF file from a sandbox directory that reads back and runs', () => {
+    const out = path.join(dir, 'built.sif');
+    const b = tsrun(['build', out, BUSYBOX]);
+    expect(b.status, b.stderr).to.equal(0);
+    expect(b.stdout + b.stderr).to.equal('');
+    const fd = fs.openSync(out, 'r');
+    const sif = readSif(out, fd);
+    fs.closeSync(fd);
+    expect(sif.header).to.include({ version: '01', descriptorsTotal: 48, descriptorsFree: 47 });
+    expect(primaryPartition(sif)).to.include({ id: 1, offset: 32768, groupID: 0xf0000001 });
+    const r = tsrun(['exec', out, 'grep', '^ID=', '/etc/os-release']);
+    expect(r.stdout).to.equal('ID=busybox\n');
+  });
+
+  it('unpacks a SIF file into a sandbox directory with build --sandbox', function () {
+    if (!fs.existsSync(SIF_FIXTURE)) return this.skip();
+    const out = path.join(dir, 'unpacked');
+    expect(tsrun(['build', '--sandbox', out, SIF_FIXTURE]).status).to.equal(0);
+    expect(fs.existsSync(path.join(out, '.singularity.d', 'runscript'))).to.equal(true);
+    expect(tsrun(['exec', out, 'busybox', 'true']).status).to.equal(0);
+    const again = tsrun(['build', '--sandbox', out, SIF_FIXTURE]);
+    expect(again.status).to.equal(255);
+    expect(again.stderr).to.match(/exists \(use --force to replace it\)/);
   });
 
   it('refuses a truncated SIF file and a file that is no image, naming them', function () {

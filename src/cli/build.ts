@@ -1,0 +1,94 @@
+// tsrun build: makes a SIF file (squashfs partition) from a sandbox directory or another image,
+// or unpacks an image into a sandbox directory. Runs on the host, as the user; the tools it runs
+// (mksquashfs, unsquashfs, cp) are started through the addon, with their output on the terminal
+// (mksquashfs shows its progress bar there) and quiet otherwise.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { TsrunError, usageError, wrap } from '../common/errors';
+import { detectImage, ImageSource } from '../images/detect';
+import { FsType } from '../images/sif';
+import { writeSif } from '../images/sif-write';
+import { addon } from '../native/addon';
+
+export interface BuildOptions {
+  sandbox?: boolean;
+  force?: boolean;
+}
+
+function which(tool: string): string {
+  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const file = path.join(dir, tool);
+    if (fs.existsSync(file)) return file;
+  }
+  throw new TsrunError(
+    `${tool} not found in $PATH (Debian: apt-get install squashfs-tools)`,
+    'ENOENT',
+  );
+}
+
+/** Runs a tool with tsrun's stdio and environment; throws when it fails. */
+async function runTool(tool: string, args: string[]): Promise<void> {
+  const file = which(tool);
+  const envp = Object.entries(process.env).map(([k, v]) => `${k}=${v ?? ''}`);
+  const handle = addon().cloneExec({
+    flags: 0,
+    joinNs: [],
+    waitForRelease: false,
+    main: { path: file, argv: [tool, ...args], envp, fds: [] },
+  });
+  try {
+    await addon().release(handle);
+  } finally {
+    const status = await addon().waitPidfd(handle.pidfd);
+    addon().close(handle.pidfd);
+    if (status.code !== 0) {
+      const how = status.signal !== null ? `signal ${status.signal}` : `exit code ${status.code}`;
+      throw new TsrunError(`${tool} failed (${how})`, 'ECHILD');
+    }
+  }
+}
+
+const onTerminal = (): boolean => require('node:tty').isatty(1) as boolean;
+
+async function toSandbox(out: string, src: ImageSource): Promise<void> {
+  if (src.format === 'sandbox') return runTool('cp', ['-a', '--', src.path, out]);
+  if (src.fstype !== 'squashfs') {
+    throw usageError(`build --sandbox from ${src.format} image '${src.path}' is not supported yet`);
+  }
+  const quiet = onTerminal() ? [] : ['-q', '-n'];
+  await runTool('unsquashfs', [...quiet, '-d', out, '-o', String(src.offset), src.path]);
+}
+
+async function toSif(out: string, src: ImageSource): Promise<void> {
+  const name = path.basename(out);
+  if (src.format === 'squashfs')
+    return writeSif(out, { file: src.path, fsType: FsType.Squash, name });
+  if (src.format === 'ext3') return writeSif(out, { file: src.path, fsType: FsType.Ext3, name });
+  if (src.format === 'sif') return fs.promises.copyFile(src.path, out);
+  const tmp = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'tsrun-build-'));
+  try {
+    const squashfs = path.join(tmp, 'rootfs.squashfs');
+    const quiet = onTerminal() ? [] : ['-quiet', '-no-progress'];
+    await runTool('mksquashfs', [src.path, squashfs, '-noappend', ...quiet]);
+    await writeSif(out, { file: squashfs, fsType: FsType.Squash, name });
+  } finally {
+    await fs.promises.rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Builds `out` from the image `source`; leaves no partial output behind on failure. */
+export async function build(out: string, source: string, opts: BuildOptions): Promise<void> {
+  const src = detectImage(path.resolve(source));
+  const target = path.resolve(out);
+  if (fs.existsSync(target)) {
+    if (!opts.force) throw usageError(`build: '${out}' exists (use --force to replace it)`);
+    fs.rmSync(target, { recursive: true, force: true });
+  }
+  try {
+    await (opts.sandbox ? toSandbox(target, src) : toSif(target, src));
+  } catch (err) {
+    fs.rmSync(target, { recursive: true, force: true });
+    throw wrap(err, `build '${out}'`);
+  }
+}

@@ -1,0 +1,123 @@
+// Writing SIF files the way Singularity 3.x lays them out: a 128-byte global header, a table of 48
+// descriptors of 585 bytes at offset 4096, data from offset 32768, partitions aligned to 4096
+// bytes. Descriptor ids count from 1; every object is in the default group (0xf0000001); links
+// are unused (0); times are Unix seconds. The data is copied with asynchronous I/O.
+import * as fs from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { DataType, FsType, PartType, SIF_MAGIC } from './sif';
+
+const LAUNCH = '#!/usr/bin/env run-singularity\n';
+const DESCRIPTORS = 48;
+const DESCRIPTOR_SIZE = 585;
+const DESCRIPTORS_OFFSET = 4096;
+const DATA_OFFSET = 32768;
+const PARTITION_ALIGN = 4096;
+const DEFAULT_GROUP = 0xf0000001;
+
+/** SIF architecture codes by Node's process.arch. */
+const ARCH: Record<string, string> = {
+  ia32: '01',
+  x64: '02',
+  arm: '03',
+  arm64: '04',
+  ppc64: '05',
+  s390x: '07',
+  mips: '09',
+  riscv64: '14',
+};
+
+export interface PartitionSource {
+  /** A squashfs or ext3 file, copied whole into the SIF file. */
+  file: string;
+  fsType: (typeof FsType)['Squash' | 'Ext3'];
+  name: string;
+}
+
+function align(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+function uuidV4(): Buffer {
+  const id = Buffer.alloc(16);
+  const fd = fs.openSync('/dev/urandom', 'r');
+  fs.readSync(fd, id, 0, 16, null);
+  fs.closeSync(fd);
+  id[6] = (id[6] & 0x0f) | 0x40;
+  id[8] = (id[8] & 0x3f) | 0x80;
+  return id;
+}
+
+function header(now: number, used: number, dataLength: number, arch: string): Buffer {
+  const h = Buffer.alloc(128);
+  h.write(LAUNCH, 0, 'latin1');
+  h.write(SIF_MAGIC, 32, 'latin1');
+  h.write('01', 42, 'latin1');
+  h.write(arch, 45, 'latin1');
+  uuidV4().copy(h, 48);
+  const i64 = [
+    now,
+    now,
+    DESCRIPTORS - used,
+    DESCRIPTORS,
+    DESCRIPTORS_OFFSET,
+    DESCRIPTORS * DESCRIPTOR_SIZE,
+    DATA_OFFSET,
+    dataLength,
+  ];
+  i64.forEach((v, i) => h.writeBigInt64LE(BigInt(v), 64 + 8 * i));
+  return h;
+}
+
+interface DescriptorFields {
+  id: number;
+  offset: number;
+  size: number;
+  storeSize: number;
+  now: number;
+  name: string;
+  fsType: number;
+  arch: string;
+}
+
+function partitionDescriptor(d: DescriptorFields): Buffer {
+  const b = Buffer.alloc(DESCRIPTOR_SIZE);
+  b.writeInt32LE(DataType.Partition, 0);
+  b.writeUInt8(1, 4); // used
+  b.writeUInt32LE(d.id, 5);
+  b.writeUInt32LE(DEFAULT_GROUP, 9);
+  b.writeUInt32LE(0, 13); // link: none
+  const i64 = [d.offset, d.size, d.storeSize, d.now, d.now, 0, 0]; // offsets, times, uid, gid
+  i64.forEach((v, i) => b.writeBigInt64LE(BigInt(v), 17 + 8 * i));
+  b.write(d.name.slice(0, 127), 73, 'latin1');
+  b.writeInt32LE(d.fsType, 201);
+  b.writeInt32LE(PartType.PrimSys, 205);
+  b.write(d.arch, 209, 'latin1');
+  return b;
+}
+
+/** Writes `out` as a SIF file whose primary system partition is `part`'s file. */
+export async function writeSif(out: string, part: PartitionSource): Promise<void> {
+  const size = (await fs.promises.stat(part.file)).size;
+  const arch = ARCH[process.arch] ?? '00';
+  const now = Math.floor(Date.now() / 1000);
+  const offset = align(DATA_OFFSET, PARTITION_ALIGN);
+  const descriptor = partitionDescriptor({
+    id: 1,
+    offset,
+    size,
+    storeSize: offset - DATA_OFFSET + size,
+    now,
+    name: part.name,
+    fsType: part.fsType,
+    arch,
+  });
+  const handle = await fs.promises.open(out, 'w', 0o755);
+  try {
+    await handle.write(header(now, 1, offset - DATA_OFFSET + size, arch), 0, 128, 0);
+    await handle.write(descriptor, 0, DESCRIPTOR_SIZE, DESCRIPTORS_OFFSET);
+    const into = handle.createWriteStream({ start: offset, autoClose: false });
+    await pipeline(fs.createReadStream(part.file), into);
+  } finally {
+    await handle.close();
+  }
+}
