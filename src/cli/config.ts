@@ -2,6 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { usageError } from '../common/errors';
+import { hasSifMagic, readSif } from '../images/sif';
 import type { CommonConfig } from '../engines/config';
 import {
   Action,
@@ -91,4 +92,33 @@ export function buildEngineConfig(
     hostname: opts.hostname,
   };
   return { engineName: 'tsrun', containerID: newContainerID(), engineConfig };
+}
+
+/** The engine config of `tsrun inspect`: a container that prints the image's metadata. */
+export function inspectConfig(image: string, json: boolean): CommonConfig {
+  const config = buildEngineConfig('inspect', image, [], {});
+  const cfg = config.engineConfig as TsrunEngineConfig;
+  cfg.inspect = { json, sif: readSifInfo(cfg.image) };
+  return config;
+}
+
+/** A SIF file's header and descriptors, read on the host; undefined for other images. */
+function readSifInfo(image: string): unknown {
+  let fd: number;
+  try {
+    fd = fs.openSync(image, 'r');
+  } catch {
+    return undefined; // stage 1 names what is wrong with the image
+  }
+  try {
+    const head = Buffer.alloc(64);
+    fs.readSync(fd, head, 0, 64, 0);
+    if (!hasSifMagic(head)) return undefined;
+    const { header, descriptors } = readSif(image, fd);
+    return { header, descriptors };
+  } catch {
+    return undefined;
+  } finally {
+    fs.closeSync(fd);
+  }
 }

@@ -80,6 +80,16 @@ function buildProgram(): Command {
     .argument('<image>')
     .action((image: string, opts: ContainerOptions) => run('shell', image, [], opts));
   program
+    .command('inspect')
+    .description("print an image's labels, runscript, environment and SIF descriptors")
+    .usage('[options] IMAGE')
+    .option('--json', 'print one JSON object')
+    .argument('<image>')
+    .action((image: string, opts: { json?: boolean }) => {
+      const { inspectConfig } = require('./config') as typeof import('./config');
+      runStarter(inspectConfig(image, opts.json === true));
+    });
+  program
     .command('build')
     .description('build a SIF file from a sandbox directory or image, or unpack one (--sandbox)')
     .usage('[options] OUTPUT SOURCE')

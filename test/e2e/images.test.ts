@@ -140,6 +140,23 @@ describe('image files', function () {
     expect(again.stderr).to.match(/exists \(use --force to replace it\)/);
   });
 
+  it("inspects a SIF file's labels, runscript, environment and descriptors", function () {
+    if (!fs.existsSync(SIF_FIXTURE)) return this.skip();
+    const r = tsrun(['inspect', '--json', SIF_FIXTURE]);
+    expect(r.status, r.stderr).to.equal(0);
+    const info = JSON.parse(r.stdout);
+    expect(info.labels).to.include({ 'org.label-schema.usage.singularity.version': '3.1.0' });
+    expect(info.runscript).to.match(/^#!\/bin\/sh/);
+    expect(Object.keys(info.environment)).to.include('90-environment.sh');
+    expect(info.sif.descriptors.map((d: { name: string }) => d.name)).to.deep.equal([
+      '.',
+      'squashfs-3234445416.img',
+    ]);
+    const text = tsrun(['inspect', SIF_FIXTURE]).stdout;
+    expect(text).to.match(/^== labels\n/);
+    expect(text).to.match(/== SIF descriptors\nID +TYPE/);
+  });
+
   it('refuses a truncated SIF file and a file that is no image, naming them', function () {
     if (!fs.existsSync(SIF_FIXTURE)) return this.skip();
     const truncated = path.join(dir, 'truncated.sif');

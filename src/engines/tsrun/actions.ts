@@ -9,7 +9,7 @@ import type { Action } from './config';
 
 const SOURCE_ENV = 'for f in /.singularity.d/env/*.sh; do [ -f "$f" ] && . "$f"; done; ';
 
-const SCRIPTS: Record<Action, string> = {
+const SCRIPTS: Record<Exclude<Action, 'inspect'>, string> = {
   exec: `${SOURCE_ENV}exec "$@"`,
   run:
     `${SOURCE_ENV}` +
@@ -43,7 +43,7 @@ export function lookPath(cmd: string, pathVar: string): string {
 
 /** The program and argv stage 2 execs for an action, inside the container's root. */
 export function actionCommand(
-  action: Action,
+  action: Exclude<Action, 'inspect'>,
   args: string[],
   pathVar: string,
 ): { file: string; argv: string[] } {

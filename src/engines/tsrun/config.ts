@@ -4,7 +4,7 @@
 import { usageError } from '../../common/errors';
 import type { ImageSource } from '../../images/detect';
 
-export type Action = 'exec' | 'run' | 'shell';
+export type Action = 'exec' | 'run' | 'shell' | 'inspect';
 
 export interface BindSpec {
   source: string;
@@ -52,6 +52,8 @@ export interface TsrunEngineConfig {
   utsNamespace: boolean;
   ipcNamespace: boolean;
   hostname?: string;
+  /** inspect: what the wrapper read of a SIF file's header and descriptors; print JSON. */
+  inspect?: { sif?: unknown; json: boolean };
   /** Filled in by stage 1. */
   user?: UserInfo;
   source?: ImageSource;
@@ -111,7 +113,7 @@ export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
   const action = field<Action>(
     obj,
     'action',
-    (v) => v === 'exec' || v === 'run' || v === 'shell',
+    (v) => v === 'exec' || v === 'run' || v === 'shell' || v === 'inspect',
     "'exec', 'run' or 'shell'",
   );
   const binds = field<unknown[]>(obj, 'binds', Array.isArray, 'an array');
@@ -138,6 +140,7 @@ export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
     hostname: field(obj, 'hostname', optional(isString), 'a string'),
     user: obj.user as UserInfo | undefined,
     source: obj.source as ImageSource | undefined,
+    inspect: obj.inspect as TsrunEngineConfig['inspect'],
     sessionDir: field(obj, 'sessionDir', optional(isAbsolute), 'an absolute path'),
   };
 }

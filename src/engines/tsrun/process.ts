@@ -7,7 +7,9 @@ import { log } from '../../common/log';
 import { addon, CapSets } from '../../native/addon';
 import { CAPABILITIES } from '../../native/constants';
 import type { CapabilityConfig, StarterConfig } from '../config';
+import * as fs from 'node:fs';
 import { actionCommand } from './actions';
+import { formatInspect, inspectImage } from './inspect';
 import type { TsrunEngineConfig } from './config';
 
 /** The PATH of the container, whatever the host's is. */
@@ -94,6 +96,13 @@ export function applyIdentity(starter: StarterConfig): void {
 
 /** Sets up the payload's process and execs it; returns only by throwing. */
 export function startProcess(cfg: TsrunEngineConfig, starter: StarterConfig): never {
+  if (cfg.action === 'inspect') {
+    applyIdentity(starter);
+    const result = inspectImage(cfg.image, cfg.inspect?.sif);
+    const json = cfg.inspect?.json === true;
+    fs.writeSync(1, json ? `${JSON.stringify(result, null, 2)}\n` : formatInspect(result));
+    process.exit(0);
+  }
   const env = buildEnvironment(cfg);
   enterWorkingDirectory(cfg);
   const cmd = actionCommand(cfg.action, cfg.args, env.PATH);
