@@ -157,6 +157,31 @@ describe('image files', function () {
     expect(text).to.match(/== SIF descriptors\nID +TYPE/);
   });
 
+  it('refuses an ext3 file that a loop device holds read-write', () => {
+    const device = execFileSync('losetup', ['--find', '--show', ext3], { encoding: 'utf8' }).trim();
+    try {
+      const r = tsrun(['exec', ext3, 'true']);
+      expect(r.status).to.equal(255);
+      expect(r.stderr).to.contain(`is already attached read-write to ${device}`);
+    } finally {
+      execFileSync('losetup', ['-d', device]);
+    }
+  });
+
+  it('refuses a sandbox directory on a file system mounted noexec', () => {
+    const mnt = path.join(dir, 'noexec');
+    fs.mkdirSync(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'noexec,size=64m', 'tsrun-test-noexec', mnt]);
+    try {
+      execFileSync('cp', ['-a', BUSYBOX, path.join(mnt, 'img')]);
+      const r = tsrun(['exec', path.join(mnt, 'img'), 'true']);
+      expect(r.status).to.equal(255);
+      expect(r.stderr).to.match(/is on a file system mounted noexec: nothing in it can run/);
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
+  });
+
   it('refuses a truncated SIF file and a file that is no image, naming them', function () {
     if (!fs.existsSync(SIF_FIXTURE)) return this.skip();
     const truncated = path.join(dir, 'truncated.sif');

@@ -7,7 +7,9 @@ import { usageError } from '../../common/errors';
 import { addon } from '../../native/addon';
 import { CAPABILITIES } from '../../native/constants';
 import type { StarterConfig } from '../config';
+import { log } from '../../common/log';
 import { detectImage, ImageSource } from '../../images/detect';
+import { loopUsers, mountOptionsOf } from '../../images/host';
 import type { TsrunEngineConfig, UserInfo } from './config';
 
 /** Where every container mounts its session tmpfs, in its own mount namespace. */
@@ -23,12 +25,41 @@ function statOrFail(file: string, what: string): fs.Stats {
   }
 }
 
+/**
+ * An ext3 file is never opened read-write while a loop device uses it, nor at all while one uses
+ * it read-write: two writers, or a reader beside a writer, corrupt or mislead each other.
+ */
+function checkExt3InUse(file: string, writable: boolean): void {
+  for (const user of loopUsers(file)) {
+    if (writable || !user.readonly) {
+      const how = user.readonly ? 'read-only' : 'read-write';
+      throw usageError(`image '${file}' is already attached ${how} to ${user.device}`);
+    }
+  }
+}
+
+/** A sandbox directory on a noexec file system cannot run anything. */
+function checkExecutable(image: string): void {
+  const options = mountOptionsOf(image);
+  if (options.includes('noexec')) {
+    throw usageError(`image '${image}' is on a file system mounted noexec: nothing in it can run`);
+  }
+  if (options.includes('nosuid')) {
+    log().warn(
+      { image },
+      'image on a nosuid file system: its setuid programs run without privilege',
+    );
+  }
+}
+
 /** What the image is; --writable only for the formats that can be written. */
 function checkImage(cfg: TsrunEngineConfig): ImageSource {
   const source = detectImage(cfg.image);
   if (cfg.writable && (source.format === 'sif' || source.format === 'squashfs')) {
     throw usageError(`--writable: image '${cfg.image}' is ${source.format}, which is read-only`);
   }
+  if (source.fstype === 'ext3') checkExt3InUse(cfg.image, cfg.writable);
+  if (source.format === 'sandbox') checkExecutable(cfg.image);
   return source;
 }
 
@@ -42,6 +73,7 @@ function checkOverlays(cfg: TsrunEngineConfig): void {
     if (source.format === 'squashfs' && !overlay.readonly) {
       throw usageError(`${what}: a squashfs overlay is read-only: add ':ro'`);
     }
+    if (source.fstype === 'ext3') checkExt3InUse(overlay.path, !overlay.readonly);
     overlay.source = source;
   }
   const writableOverlays = overlays.filter((o) => !o.readonly).length;
