@@ -187,7 +187,9 @@ async function benchStartup(rootfs, opts, tmp) {
     deleteContainers(state);
   }
   printTable(`${rootfs.name} rootfs ${rootfs.dir}: ${opts.runs} runs of /bin/true`, rows);
-  console.log("'tsrun SIF' runs the shared SIF fixture (a busybox image Singularity 3.1 built)");
+  if (rows.some((r) => r.name === 'tsrun SIF')) {
+    console.log("'tsrun SIF' runs the shared SIF fixture (a busybox image Singularity 3.1 built)");
+  }
   if (rows.some((r) => r.name === 'v1 wrapper')) {
     console.log("'crun in v1' includes 'v1 wrapper': unshare -m, umount of the cgroup2 part, exec");
   }
