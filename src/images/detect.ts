@@ -2,7 +2,7 @@
 // squashfs file or an ext3 file; and for a file, which part of it holds the root filesystem.
 import * as fs from 'node:fs';
 import { TsrunError } from '../common/errors';
-import { FsType, hasSifMagic, primaryPartition, readSif } from './sif';
+import { DataType, FsType, hasSifMagic, PartType, primaryPartition, readSif } from './sif';
 
 export type ImageFormat = 'sandbox' | 'sif' | 'squashfs' | 'ext3';
 
@@ -15,6 +15,8 @@ export interface ImageSource {
   offset: number;
   /** Bytes from offset; 0 for the whole file. */
   size: number;
+  /** A SIF file's writable overlay partition (ext3), when it has one. */
+  overlay?: { offset: number; size: number };
 }
 
 const SQUASHFS_MAGIC = 0x73717368; // "hsqs"
@@ -58,13 +60,39 @@ function readHead(fd: number, position: number): Buffer {
 }
 
 function sifSource(file: string, fd: number): ImageSource {
-  const part = primaryPartition(readSif(file, fd));
+  const sif = readSif(file, fd);
+  const part = primaryPartition(sif);
+  const overlay = sif.descriptors.find(
+    (d) => d.dataType === DataType.Partition && d.partType === PartType.Overlay,
+  );
+  if (overlay !== undefined && overlay.fsType !== FsType.Ext3) {
+    throw imageError(
+      file,
+      `SIF overlay partition of file system type ${overlay.fsType} not supported`,
+    );
+  }
+  const withOverlay =
+    overlay === undefined ? {} : { overlay: { offset: overlay.offset, size: overlay.size } };
   if (part.fsType === FsType.Squash) {
     checkSquashfs(file, readHead(fd, part.offset), part.size);
-    return { format: 'sif', path: file, fstype: 'squashfs', offset: part.offset, size: part.size };
+    return {
+      format: 'sif',
+      path: file,
+      fstype: 'squashfs',
+      offset: part.offset,
+      size: part.size,
+      ...withOverlay,
+    };
   }
   if (part.fsType === FsType.Ext3) {
-    return { format: 'sif', path: file, fstype: 'ext3', offset: part.offset, size: part.size };
+    return {
+      format: 'sif',
+      path: file,
+      fstype: 'ext3',
+      offset: part.offset,
+      size: part.size,
+      ...withOverlay,
+    };
   }
   throw imageError(file, `SIF system partition of file system type ${part.fsType} not supported`);
 }

@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 export interface LoopUser {
   device: string;
   readonly: boolean;
+  offset: number;
 }
 
 function readOr(file: string, fallback: string): string {
@@ -22,10 +23,9 @@ export function loopUsers(file: string): LoopUser[] {
   for (const name of fs.readdirSync('/sys/block').filter((n) => n.startsWith('loop'))) {
     const backing = readOr(`/sys/block/${name}/loop/backing_file`, '');
     if (backing === real) {
-      users.push({
-        device: `/dev/${name}`,
-        readonly: readOr(`/sys/block/${name}/ro`, '0') === '1',
-      });
+      const readonly = readOr(`/sys/block/${name}/ro`, '0') === '1';
+      const offset = Number(readOr(`/sys/block/${name}/loop/offset`, '0'));
+      users.push({ device: `/dev/${name}`, readonly, offset });
     }
   }
   return users;

@@ -70,6 +70,7 @@ function header(now: number, used: number, dataLength: number, arch: string): Bu
 
 interface DescriptorFields {
   id: number;
+  partType: number;
   offset: number;
   size: number;
   storeSize: number;
@@ -90,34 +91,47 @@ function partitionDescriptor(d: DescriptorFields): Buffer {
   i64.forEach((v, i) => b.writeBigInt64LE(BigInt(v), 17 + 8 * i));
   b.write(d.name.slice(0, 127), 73, 'latin1');
   b.writeInt32LE(d.fsType, 201);
-  b.writeInt32LE(PartType.PrimSys, 205);
+  b.writeInt32LE(d.partType, 205);
   b.write(d.arch, 209, 'latin1');
   return b;
 }
 
 /** Writes `out` as a SIF file whose primary system partition is `part`'s file. */
-export async function writeSif(out: string, part: PartitionSource): Promise<void> {
-  const size = (await fs.promises.stat(part.file)).size;
+/**
+ * Writes `out` as a SIF file whose primary system partition is `part`'s file, followed by the
+ * writable overlay partitions given (ext3 files), each aligned to 4096 bytes.
+ */
+export async function writeSif(
+  out: string,
+  part: PartitionSource,
+  overlays: PartitionSource[] = [],
+): Promise<void> {
   const arch = ARCH[process.arch] ?? '00';
   const now = Math.floor(Date.now() / 1000);
-  const offset = align(DATA_OFFSET, PARTITION_ALIGN);
-  const descriptor = partitionDescriptor({
-    id: 1,
-    offset,
-    size,
-    storeSize: offset - DATA_OFFSET + size,
-    now,
-    name: part.name,
-    fsType: part.fsType,
-    arch,
-  });
+  const parts = [
+    { ...part, partType: PartType.PrimSys },
+    ...overlays.map((o) => ({ ...o, partType: PartType.Overlay })),
+  ];
+  let end = DATA_OFFSET;
+  const placed = [];
+  for (const [i, p] of parts.entries()) {
+    const size = (await fs.promises.stat(p.file)).size;
+    const offset = align(end, PARTITION_ALIGN);
+    placed.push({ ...p, offset, size, storeSize: offset - end + size, id: i + 1 });
+    end = offset + size;
+  }
   const handle = await fs.promises.open(out, 'w', 0o755);
   try {
-    await handle.write(header(now, 1, offset - DATA_OFFSET + size, arch), 0, 128, 0);
-    await handle.write(descriptor, 0, DESCRIPTOR_SIZE, DESCRIPTORS_OFFSET);
-    const into = handle.createWriteStream({ start: offset, autoClose: false });
-    await pipeline(fs.createReadStream(part.file), into);
+    await handle.write(header(now, placed.length, end - DATA_OFFSET, arch), 0, 128, 0);
+    for (const [i, p] of placed.entries()) {
+      const descriptor = partitionDescriptor({ ...p, now, arch });
+      await handle.write(descriptor, 0, DESCRIPTOR_SIZE, DESCRIPTORS_OFFSET + i * DESCRIPTOR_SIZE);
+    }
   } finally {
     await handle.close();
+  }
+  for (const p of placed) {
+    const into = fs.createWriteStream(out, { flags: 'r+', start: p.offset });
+    await pipeline(fs.createReadStream(p.file), into);
   }
 }

@@ -5,7 +5,8 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { primaryPartition, readSif } from '../../src/images/sif';
+import { FsType, primaryPartition, readSif } from '../../src/images/sif';
+import { writeSif } from '../../src/images/sif-write';
 import { BUSYBOX, expectNothingLeftBehind, requireImage, SIF_FIXTURE, tsrun } from '../helpers/run';
 
 function sha256(file: string): string {
@@ -180,6 +181,21 @@ describe('image files', function () {
     } finally {
       execFileSync('umount', [mnt]);
     }
+  });
+
+  it("uses a SIF file's overlay partition: read-only, and taking the writes with --writable", async () => {
+    const overlay = path.join(dir, 'sif-overlay.ext3');
+    fs.writeFileSync(overlay, '');
+    fs.truncateSync(overlay, 32 << 20);
+    execFileSync('mkfs.ext3', ['-q', '-F', overlay], { stdio: 'ignore' });
+    const out = path.join(dir, 'with-overlay.sif');
+    const rootfs = { file: squashfs, fsType: FsType.Squash, name: 'rootfs' } as const;
+    await writeSif(out, rootfs, [{ file: overlay, fsType: FsType.Ext3, name: 'overlay' }]);
+    const w = tsrun(['exec', '--writable', out, 'sh', '-c', 'echo in-sif > /sif-file']);
+    expect(w.status, w.stderr).to.equal(0);
+    expect(tsrun(['exec', out, 'cat', '/sif-file']).stdout).to.equal('in-sif\n');
+    const ro = tsrun(['exec', out, 'sh', '-c', 'touch /x 2>/dev/null || echo read-only']);
+    expect(ro.stdout).to.equal('read-only\n');
   });
 
   it('refuses a truncated SIF file and a file that is no image, naming them', function () {

@@ -29,8 +29,8 @@ function statOrFail(file: string, what: string): fs.Stats {
  * An ext3 file is never opened read-write while a loop device uses it, nor at all while one uses
  * it read-write: two writers, or a reader beside a writer, corrupt or mislead each other.
  */
-function checkExt3InUse(file: string, writable: boolean): void {
-  for (const user of loopUsers(file)) {
+function checkExt3InUse(file: string, writable: boolean, offset = 0): void {
+  for (const user of loopUsers(file).filter((u) => u.offset === offset)) {
     if (writable || !user.readonly) {
       const how = user.readonly ? 'read-only' : 'read-write';
       throw usageError(`image '${file}' is already attached ${how} to ${user.device}`);
@@ -55,25 +55,44 @@ function checkExecutable(image: string): void {
 /** What the image is; --writable only for the formats that can be written. */
 function checkImage(cfg: TsrunEngineConfig): ImageSource {
   const source = detectImage(cfg.image);
-  if (cfg.writable && (source.format === 'sif' || source.format === 'squashfs')) {
+  const sifOverlay = source.overlay !== undefined;
+  if (cfg.writable && (source.format === 'squashfs' || (source.format === 'sif' && !sifOverlay))) {
     throw usageError(`--writable: image '${cfg.image}' is ${source.format}, which is read-only`);
   }
-  if (source.fstype === 'ext3') checkExt3InUse(cfg.image, cfg.writable);
+  if (source.fstype === 'ext3') checkExt3InUse(cfg.image, cfg.writable, source.offset);
   if (source.format === 'sandbox') checkExecutable(cfg.image);
   return source;
+}
+
+/**
+ * A SIF file's overlay partition is its first overlay, as in Singularity: read-only, or taking
+ * the writes with --writable (the image itself stays read-only).
+ */
+function addSifOverlay(cfg: TsrunEngineConfig, source: ImageSource): void {
+  if (source.overlay === undefined) return;
+  const { offset, size } = source.overlay;
+  const overlay = { format: 'sif', path: cfg.image, fstype: 'ext3', offset, size } as const;
+  cfg.overlays = [
+    { path: cfg.image, readonly: !cfg.writable, source: overlay },
+    ...(cfg.overlays ?? []),
+  ];
+  cfg.writable = false;
 }
 
 /** Each --overlay is a directory, an ext3 file, or (read-only) a squashfs file. */
 function checkOverlays(cfg: TsrunEngineConfig): void {
   const overlays = cfg.overlays ?? [];
   for (const overlay of overlays) {
-    const source = detectImage(overlay.path);
+    const own = overlay.source;
+    const source = own ?? detectImage(overlay.path);
     const what = `--overlay '${overlay.path}'`;
-    if (source.format === 'sif') throw usageError(`${what}: SIF overlays are not supported`);
+    if (own === undefined && source.format === 'sif') {
+      throw usageError(`${what}: SIF files as overlays are not supported`);
+    }
     if (source.format === 'squashfs' && !overlay.readonly) {
       throw usageError(`${what}: a squashfs overlay is read-only: add ':ro'`);
     }
-    if (source.fstype === 'ext3') checkExt3InUse(overlay.path, !overlay.readonly);
+    if (source.fstype === 'ext3') checkExt3InUse(overlay.path, !overlay.readonly, source.offset);
     overlay.source = source;
   }
   const writableOverlays = overlays.filter((o) => !o.readonly).length;
@@ -181,6 +200,7 @@ export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): v
   }
   cfg.image = path.resolve(cfg.image);
   cfg.source = checkImage(cfg);
+  addSifOverlay(cfg, cfg.source);
   checkOverlays(cfg);
   checkBinds(cfg);
   cfg.user = currentUser();
