@@ -53,6 +53,11 @@ const onTerminal = (): boolean => require('node:tty').isatty(1) as boolean;
 
 async function toSandbox(out: string, src: ImageSource): Promise<void> {
   if (src.format === 'sandbox') return runTool('cp', ['-a', '--', src.path, out]);
+  if (src.format === 'ext3') {
+    // debugfs reads the file system without mounting it, keeping modes, owners and symlinks.
+    await fs.promises.mkdir(out, { mode: 0o755 });
+    return runTool('debugfs', ['-R', `rdump / ${out}`, src.path]);
+  }
   if (src.fstype !== 'squashfs') {
     throw usageError(`build --sandbox from ${src.format} image '${src.path}' is not supported yet`);
   }

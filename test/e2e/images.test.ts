@@ -198,6 +198,14 @@ describe('image files', function () {
     expect(ro.stdout).to.equal('read-only\n');
   });
 
+  it('unpacks an ext3 file into a sandbox directory that runs', () => {
+    const out = path.join(dir, 'from-ext3');
+    const b = tsrun(['build', '--sandbox', out, ext3]);
+    expect(b.status, b.stderr).to.equal(0);
+    expect(fs.readlinkSync(path.join(out, 'bin', 'ls'))).to.equal('../bin/busybox');
+    expect(tsrun(['exec', out, 'grep', '^ID=', '/etc/os-release']).stdout).to.equal('ID=busybox\n');
+  });
+
   it('refuses a truncated SIF file and a file that is no image, naming them', function () {
     if (!fs.existsSync(SIF_FIXTURE)) return this.skip();
     const truncated = path.join(dir, 'truncated.sif');
