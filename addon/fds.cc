@@ -2,6 +2,7 @@
 // (SCM_RIGHTS), the close-on-exec flag and close.
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -153,9 +154,21 @@ Napi::Value CloseJs(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// flock(2) without waiting: LOCK_SH or LOCK_EX, with LOCK_NB added; EWOULDBLOCK when held.
+Napi::Value FlockJs(const Napi::CallbackInfo &info) {
+  int fd = static_cast<int>(ToInteger(info[0], "fd", 0, INT32_MAX));
+  if (!info[1].IsBoolean()) {
+    throw Napi::TypeError::New(info.Env(), "argument 'exclusive' must be a boolean");
+  }
+  int op = (info[1].As<Napi::Boolean>().Value() ? LOCK_EX : LOCK_SH) | LOCK_NB;
+  Check(flock(fd, op), "flock");
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitFds(Napi::Env env, Napi::Object exports) {
+  Export<FlockJs>(env, exports, "flock");
   Export<Socketpair>(env, exports, "socketpair");
   Export<Pipe>(env, exports, "pipe");
   Export<SendFdsJs>(env, exports, "sendFds");

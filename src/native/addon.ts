@@ -182,6 +182,8 @@ export interface Addon {
   sendFds(sock: number, data: Buffer, fds: number[]): void;
   /** recvmsg with SCM_RIGHTS (blocking); fds received are close-on-exec. */
   recvFds(sock: number, maxData: number, maxFds: number): { data: Buffer; fds: number[] };
+  /** flock(2) shared or exclusive, never waiting: throws EWOULDBLOCK when another holds it. */
+  flock(fd: number, exclusive: boolean): void;
   /** fcntl F_SETFD FD_CLOEXEC on or off. */
   setCloexec(fd: number, on: boolean): void;
   close(fd: number): void;

@@ -40,7 +40,7 @@ export function tsrun(
 export function tsrunAsync(
   args: string[],
   onStdout?: (text: string, pid: number) => void,
-): { pid: number; done: Promise<Result> } {
+): { pid: number; done: Promise<Result>; stdout: () => string } {
   const child = spawn(TSRUN, args, { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -52,7 +52,7 @@ export function tsrunAsync(
   const done = new Promise<Result>((resolve) =>
     child.on('close', (status, signal) => resolve({ status, signal, stdout, stderr })),
   );
-  return { pid: child.pid!, done };
+  return { pid: child.pid!, done, stdout: () => stdout };
 }
 
 export function hostMounts(): string[] {

@@ -1,5 +1,6 @@
 // The tsrun engine: images run the way Singularity runs them. Each operation loads the module of
 // the stage that runs it, so that each stage's entry script stays lean.
+import * as fs from 'node:fs';
 import type { ExitStatus } from '../../native/addon';
 import { log } from '../../common/log';
 import type { RpcClient } from '../../rpc/client';
@@ -13,14 +14,14 @@ export const NAME = 'tsrun';
 
 export class TsrunEngine implements EngineOperations {
   private cfg!: TsrunEngineConfig;
-  private common!: CommonConfig;
+  /** fds of the image locks (locks.ts), held until cleanup. */
+  private locks: number[] = [];
 
   config(): TsrunEngineConfig {
     return this.cfg;
   }
 
   initConfig(common: CommonConfig): void {
-    this.common = common;
     this.cfg = parseTsrunConfig(common.engineConfig);
     common.engineConfig = this.cfg;
   }
@@ -31,6 +32,8 @@ export class TsrunEngine implements EngineOperations {
   }
 
   async createContainer(_container: ContainerProcess, rpc: RpcClient): Promise<void> {
+    const { lockImages } = require('./locks') as typeof import('./locks');
+    this.locks = lockImages(this.cfg);
     const { createContainer } = require('./create') as typeof import('./create');
     await createContainer(this.cfg, rpc, log());
   }
@@ -51,8 +54,13 @@ export class TsrunEngine implements EngineOperations {
     return forwardAndWait(container, signals);
   }
 
-  /** Mounts live in the container's mount namespace and vanish with it: nothing to undo yet. */
+  /**
+   * Mounts live in the container's mount namespace and vanish with it (loop devices detach with
+   * their mounts): only the image locks are left to release.
+   */
   async cleanupContainer(): Promise<void> {
-    log().debug({ cid: this.common.containerID }, 'cleanup');
+    log().debug({ locks: this.locks.length }, 'cleanup');
+    for (const fd of this.locks) fs.closeSync(fd);
+    this.locks = [];
   }
 }

@@ -64,6 +64,16 @@ function checkImage(cfg: TsrunEngineConfig): ImageSource {
   return source;
 }
 
+/** Runs `fn`; its error's message is put after `what` instead of the image wording. */
+function withWhat<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    const message = (err as Error).message.replace(/^image '[^']*':? ?/, '');
+    throw usageError(`${what}: ${message}`);
+  }
+}
+
 /**
  * A SIF file's overlay partition is its first overlay, as in Singularity: read-only, or taking
  * the writes with --writable (the image itself stays read-only).
@@ -84,8 +94,8 @@ function checkOverlays(cfg: TsrunEngineConfig): void {
   const overlays = cfg.overlays ?? [];
   for (const overlay of overlays) {
     const own = overlay.source;
-    const source = own ?? detectImage(overlay.path);
     const what = `--overlay '${overlay.path}'`;
+    const source = own ?? withWhat(what, () => detectImage(overlay.path));
     if (own === undefined && source.format === 'sif') {
       throw usageError(`${what}: SIF files as overlays are not supported`);
     }
@@ -94,6 +104,12 @@ function checkOverlays(cfg: TsrunEngineConfig): void {
     }
     if (source.fstype === 'ext3') checkExt3InUse(overlay.path, !overlay.readonly, source.offset);
     overlay.source = source;
+  }
+  const paths = overlays.map((o) => o.path);
+  const twice = paths.find((p, i) => paths.indexOf(p) !== i);
+  if (twice !== undefined) throw usageError(`--overlay '${twice}' is given twice`);
+  if (cfg.writable && overlays.length > 0) {
+    throw usageError('--writable and --overlay: give the overlay without :ro to write into it');
   }
   const writableOverlays = overlays.filter((o) => !o.readonly).length;
   if (writableOverlays > 1) throw usageError('--overlay: only one overlay can be writable');
