@@ -216,11 +216,13 @@ export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): v
   }
   cfg.image = path.resolve(cfg.image);
   cfg.source = checkImage(cfg);
+  // What an overlay is, stage 1 finds out itself: a source in the request is not trusted.
+  cfg.overlays = (cfg.overlays ?? []).map(({ path: file, readonly }) => ({ path: file, readonly }));
   addSifOverlay(cfg, cfg.source);
   checkOverlays(cfg);
   checkBinds(cfg);
   cfg.user = currentUser();
-  cfg.sessionDir ??= DEFAULT_SESSION_DIR;
+  cfg.sessionDir = DEFAULT_SESSION_DIR; // not from the request: where mounts go is not the caller's choice
   checkHostname(cfg.hostname);
   if (cfg.hostname !== undefined) cfg.utsNamespace = true;
 
