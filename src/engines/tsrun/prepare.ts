@@ -222,7 +222,8 @@ export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): v
   checkOverlays(cfg);
   checkBinds(cfg);
   cfg.user = currentUser();
-  cfg.sessionDir = DEFAULT_SESSION_DIR; // not from the request: where mounts go is not the caller's choice
+  // Not from the request: where the mounts go is not the caller's choice.
+  cfg.sessionDir = DEFAULT_SESSION_DIR;
   checkHostname(cfg.hostname);
   if (cfg.hostname !== undefined) cfg.utsNamespace = true;
 
