@@ -13,6 +13,7 @@ import { wrap } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { MS, mountAttrNames, mountFlagNames } from '../../native/constants';
 import type { RpcClient } from '../../rpc/client';
+import type { ImageSource } from '../../images/detect';
 import type { OverlaySpec, TsrunEngineConfig, UserInfo } from './config';
 import { makeGroup, makePasswd } from './identity';
 import {
@@ -151,6 +152,19 @@ class Builder {
       const ro = flags | MS.REMOUNT | MS.RDONLY;
       return this.mount(context, { source: null, target, fstype: null, flags: ro, data: null });
     }
+    await this.loopMount(context, source, target, readonly);
+  }
+
+  /**
+   * Mounts an image file's file system (at its offset) on `target` through a loop device: one
+   * round trip, since the mount needs the device's name.
+   */
+  async loopMount(
+    context: string,
+    source: ImageSource,
+    target: string,
+    readonly: boolean,
+  ): Promise<void> {
     const { path: file, offset, size } = source;
     const loop = this.call(context, Method.LoopDevice, { path: file, offset, size, readonly });
     await this.done();
@@ -227,14 +241,9 @@ class Builder {
     const source = overlay.source!;
     if (source.format === 'sandbox') return overlay.path;
     const readonly = overlay.readonly || source.fstype === 'squashfs';
-    const { path: file, offset, size } = source;
-    const loop = this.call(context, Method.LoopDevice, { path: file, offset, size, readonly });
-    await this.done();
     const target = `${this.s.overlays}/${index}`;
     this.mkdir(context, target);
-    const flags = MS.NODEV | (readonly ? MS.RDONLY : 0);
-    const { device } = await loop;
-    this.mount(context, { source: device, target, fstype: source.fstype!, flags, data: null });
+    await this.loopMount(context, source, target, readonly);
     return target;
   }
 
@@ -243,6 +252,14 @@ class Builder {
     const upper = this.call(context, Method.Stat, { path: `${dir}/upper` });
     await this.done();
     return (await upper)?.type === 'dir' ? `${dir}/upper` : dir;
+  }
+
+  /** The upper and work directories in `dir`, made when missing. */
+  upperLayer(context: string, dir: string): { upper: string; work: string } {
+    const layer = { upper: `${dir}/upper`, work: `${dir}/work` };
+    this.mkdir(context, layer.upper);
+    this.mkdir(context, layer.work);
+    return layer;
   }
 
   /** The layers of --overlay and --writable-tmpfs: read-only lowers (top first), one upper. */
@@ -255,9 +272,7 @@ class Builder {
         layers.lowers.unshift(await this.readonlyLayer(dir, context));
         continue;
       }
-      layers.upper = { upper: `${dir}/upper`, work: `${dir}/work` };
-      this.mkdir(context, layers.upper.upper);
-      this.mkdir(context, layers.upper.work);
+      layers.upper = this.upperLayer(context, dir);
     }
     if (this.cfg.writableTmpfs === true) {
       const context = 'mounting the tmpfs of --writable-tmpfs';
@@ -266,9 +281,7 @@ class Builder {
       this.mkdir(context, target);
       const flags = MS.NOSUID | MS.NODEV;
       this.mount(context, { source: 'tmpfs', target, fstype: 'tmpfs', flags, data });
-      layers.upper = { upper: `${target}/upper`, work: `${target}/work` };
-      this.mkdir(context, layers.upper.upper);
-      this.mkdir(context, layers.upper.work);
+      layers.upper = this.upperLayer(context, target);
     }
     return layers;
   }
