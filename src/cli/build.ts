@@ -1,7 +1,7 @@
 // tsrun build: makes a SIF file (squashfs partition) from a sandbox directory or another image,
 // or unpacks an image into a sandbox directory. Runs on the host, as the user; the tools it runs
 // (mksquashfs, unsquashfs, cp) are started through the addon, with their output on the terminal
-// (mksquashfs shows its progress bar there) and quiet otherwise.
+// (progress and statistics there) and quiet otherwise.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -9,6 +9,8 @@ import { TsrunError, usageError, wrap } from '../common/errors';
 import { detectImage, ImageSource } from '../images/detect';
 import { FsType } from '../images/sif';
 import { writeSif } from '../images/sif-write';
+import { lookPath } from '../engines/tsrun/actions';
+import { CONTAINER_PATH } from '../engines/tsrun/process';
 import { addon } from '../native/addon';
 import { SIGNALS } from '../native/constants';
 
@@ -17,15 +19,13 @@ export interface BuildOptions {
   force?: boolean;
 }
 
+/** The tool's path in $PATH, as execvp would find it. */
 function which(tool: string): string {
-  for (const dir of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-    const file = path.join(dir, tool);
-    if (fs.existsSync(file)) return file;
+  try {
+    return lookPath(tool, process.env.PATH ?? CONTAINER_PATH);
+  } catch (err) {
+    throw wrap(err, `build needs ${tool} (Debian's squashfs-tools has mksquashfs and unsquashfs)`);
   }
-  throw new TsrunError(
-    `${tool} not found in $PATH (Debian: apt-get install squashfs-tools)`,
-    'ENOENT',
-  );
 }
 
 /**
