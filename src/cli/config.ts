@@ -2,7 +2,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { usageError } from '../common/errors';
-import { hasSifMagic, readSif } from '../images/sif';
+import { detectImage } from '../images/detect';
+import { readSif } from '../images/sif';
 import type { CommonConfig } from '../engines/config';
 import {
   Action,
@@ -102,23 +103,21 @@ export function inspectConfig(image: string, json: boolean): CommonConfig {
   return config;
 }
 
-/** A SIF file's header and descriptors, read on the host; undefined for other images. */
+/**
+ * A SIF file's header and descriptors, read on the host; undefined for other images and for any
+ * image stage 1 will refuse (it names what is wrong).
+ */
 function readSifInfo(image: string): unknown {
-  let fd: number;
   try {
-    fd = fs.openSync(image, 'r');
-  } catch {
-    return undefined; // stage 1 names what is wrong with the image
-  }
-  try {
-    const head = Buffer.alloc(64);
-    fs.readSync(fd, head, 0, 64, 0);
-    if (!hasSifMagic(head)) return undefined;
-    const { header, descriptors } = readSif(image, fd);
-    return { header, descriptors };
+    if (detectImage(image).format !== 'sif') return undefined;
+    const fd = fs.openSync(image, 'r');
+    try {
+      const { header, descriptors } = readSif(image, fd);
+      return { header, descriptors };
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch {
     return undefined;
-  } finally {
-    fs.closeSync(fd);
   }
 }

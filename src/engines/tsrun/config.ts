@@ -114,7 +114,7 @@ export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
     obj,
     'action',
     (v) => v === 'exec' || v === 'run' || v === 'shell' || v === 'inspect',
-    "'exec', 'run' or 'shell'",
+    "'exec', 'run', 'shell' or 'inspect'",
   );
   const binds = field<unknown[]>(obj, 'binds', Array.isArray, 'an array');
   return {
