@@ -3,6 +3,7 @@
 // socket at fd 3.
 import * as path from 'node:path';
 import { FORMAT_ENV, LEVEL_ENV } from '../common/log';
+import { CONFIG_FILE_ENV } from '../config/admin';
 import { ExecSpec } from '../native/addon';
 import { SIGNALS } from '../native/constants';
 
@@ -14,10 +15,13 @@ export const ENTRY = {
   rpc: path.join(DIST, 'rpc', 'main.js'),
 } as const;
 
-/** The environment of a stage: logging settings and what the stage is told; nothing else. */
+/**
+ * The environment of a stage: logging settings, the config file a root test names, and what the
+ * stage is told; nothing else.
+ */
 export function stageEnv(extra: Record<string, string>): string[] {
   const env: Record<string, string> = { ...extra };
-  for (const name of [LEVEL_ENV, FORMAT_ENV]) {
+  for (const name of [LEVEL_ENV, FORMAT_ENV, CONFIG_FILE_ENV]) {
     const value = process.env[name];
     if (value !== undefined) env[name] = value;
   }

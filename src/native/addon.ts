@@ -131,9 +131,11 @@ export interface Addon {
   /**
    * Attaches `size` bytes (0: to the end) of `file` from `offset` to a free loop device with
    * LOOP_CONFIGURE: autoclear, read-only unless asked, direct I/O when `directIO` and the kernel
-   * can. Retries when another process takes the same free device first. Returns the device path
-   * and an open fd on it (close-on-exec); the device detaches once that fd is closed and nothing
-   * mounts it.
+   * can. Retries when another process takes the same free device first. Never uses a device
+   * numbered `maxDevices` (default 256) or above: ENOSPC. With `shared`, a read-only attachment
+   * reuses a device that already holds the same bytes of the same file read-only with autoclear
+   * (`shared` in the result). Returns the device path and an open fd on it (close-on-exec); the
+   * device detaches once that fd is closed and nothing mounts it.
    */
   loopAttach(
     file: string,
@@ -141,7 +143,8 @@ export interface Addon {
     size: number,
     readonly: boolean,
     directIO: boolean,
-  ): { device: string; fd: number };
+    options?: { maxDevices?: number; shared?: boolean },
+  ): { device: string; fd: number; shared: boolean };
   /** mknod(2) (mode includes the file type bits), for minimal /dev nodes. */
   mknod(path: string, mode: number, major: number, minor: number): void;
 

@@ -10,6 +10,7 @@ export type FieldKind =
   | 'path' // an absolute path: starts with '/', no NUL bytes
   | 'uint' // an integer from 0 to 2^32 - 1
   | 'int' // a safe integer
+  | 'offset' // a safe integer from 0: file offsets and sizes, which outgrow 32 bits
   | 'bytes' // binary data (msgpack bin)
   | 'bool';
 
@@ -34,6 +35,7 @@ const checks: Record<FieldKind, [test: (v: unknown) => boolean, expected: string
     'an unsigned 32-bit integer',
   ],
   int: [(v) => Number.isSafeInteger(v), 'an integer'],
+  offset: [(v) => Number.isSafeInteger(v) && (v as number) >= 0, 'a non-negative integer'],
   bytes: [(v) => v instanceof Uint8Array, 'binary data'],
   bool: [(v) => typeof v === 'boolean', 'a boolean'],
 };

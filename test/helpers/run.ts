@@ -40,8 +40,9 @@ export function tsrun(
 export function tsrunAsync(
   args: string[],
   onStdout?: (text: string, pid: number) => void,
+  env: NodeJS.ProcessEnv = process.env,
 ): { pid: number; done: Promise<Result>; stdout: () => string } {
-  const child = spawn(TSRUN, args, { cwd: '/', stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(TSRUN, args, { cwd: '/', env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => {

@@ -68,4 +68,52 @@ describe('tsrun RPC method LoopDevice', function () {
     await server.client.close();
     await server.exited();
   });
+
+  it('shares a read-only device with `shared`, and never for a read-write attachment', async () => {
+    const server = await startServer(CLONE.NEWNS);
+    const c = server.client;
+    const args = { path: image, offset: 0, size: 0, readonly: true };
+    const first = await c.call<{ device: string; shared: boolean }>('LoopDevice', args);
+    expect(first.shared).to.equal(false);
+    const again = await c.call<{ device: string; shared: boolean }>('LoopDevice', {
+      ...args,
+      shared: true,
+    });
+    expect(again).to.deep.equal({ device: first.device, shared: true });
+    const other = await c.call<{ device: string; shared: boolean }>('LoopDevice', {
+      ...args,
+      offset: 4096,
+      shared: true,
+    });
+    expect(other.shared, 'another offset is other bytes').to.equal(false);
+    expect(other.device).to.not.equal(first.device);
+    const unshared = await c.call<{ device: string }>('LoopDevice', args);
+    expect(unshared.device, 'not shared unless asked').to.not.equal(first.device);
+    const rw = { ...args, readonly: false, shared: true };
+    const writer = await c.call<{ device: string; shared: boolean }>('LoopDevice', rw);
+    expect(writer.shared).to.equal(false);
+    expect(loopsOf(image).trim().split('\n')).to.have.length(4);
+    await c.close();
+    await server.exited();
+    for (let i = 0; i < 50 && loopsOf(image) !== ''; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(loopsOf(image)).to.equal('');
+  });
+
+  it('refuses a device numbered at or above `maxDevices` with ENOSPC', async () => {
+    // Hold the lowest free device: every device below it is taken, so the next free one is above.
+    const held = execFileSync('losetup', ['-f', '--show', '-r', image], { encoding: 'utf8' });
+    const number = Number(/loop(\d+)/.exec(held)![1]);
+    try {
+      const server = await startServer(CLONE.NEWNS);
+      const args = { path: image, offset: 0, size: 0, readonly: true, maxDevices: number + 1 };
+      const err = await rejection(server.client.call('LoopDevice', args));
+      expect(err.code).to.equal('ENOSPC');
+      expect(err.message).to.contain(`max loop devices = ${number + 1}`);
+      await server.client.close();
+      await server.exited();
+    } finally {
+      execFileSync('losetup', ['-d', held.trim()]);
+    }
+  });
 });

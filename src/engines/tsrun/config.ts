@@ -3,6 +3,7 @@
 // the engine config.
 import { usageError } from '../../common/errors';
 import type { ImageSource } from '../../images/detect';
+import type { AdminConfig } from '../../config/admin';
 
 export type Action = 'exec' | 'run' | 'shell' | 'inspect';
 
@@ -56,9 +57,17 @@ export interface TsrunEngineConfig {
   inspect?: { sif?: unknown; json: boolean };
   /** Filled in by stage 1. */
   user?: UserInfo;
+  /** The admin config's settings that the master and the RPC server act on. */
+  admin?: AdminSettings;
   source?: ImageSource;
   sessionDir?: string;
 }
+
+/** What of tsrun.conf the container's creation needs, as stage 1 read it. */
+export type AdminSettings = Pick<
+  AdminConfig,
+  'maxLoopDevices' | 'sharedLoopDevices' | 'sessiondirMaxSize'
+>;
 
 type Obj = Record<string, unknown>;
 
@@ -139,6 +148,7 @@ export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
     ipcNamespace: field(obj, 'ipcNamespace', isBool, 'a boolean'),
     hostname: field(obj, 'hostname', optional(isString), 'a string'),
     user: obj.user as UserInfo | undefined,
+    admin: obj.admin as AdminSettings | undefined,
     source: obj.source as ImageSource | undefined,
     inspect: obj.inspect as TsrunEngineConfig['inspect'],
     sessionDir: field(obj, 'sessionDir', optional(isAbsolute), 'an absolute path'),

@@ -14,7 +14,7 @@ import type { Logger } from '../../common/log';
 import { MS, mountAttrNames, mountFlagNames } from '../../native/constants';
 import type { RpcClient } from '../../rpc/client';
 import type { ImageSource } from '../../images/detect';
-import type { OverlaySpec, TsrunEngineConfig, UserInfo } from './config';
+import type { AdminSettings, OverlaySpec, TsrunEngineConfig, UserInfo } from './config';
 import { makeGroup, makePasswd } from './identity';
 import {
   CONTAINED_DEVICES,
@@ -29,11 +29,6 @@ import {
   SHM_MOUNT,
 } from './mounts';
 import { Method, MethodTypes, MountArgs, ResolveResult, StatResult } from './rpc-types';
-
-/** Size of the session tmpfs (Singularity's `sessiondir max size` default, in MiB). */
-const SESSION_SIZE_MIB = 16;
-/** Size of the tmpfs that takes the writes of --writable-tmpfs, in MiB (Apptainer's default). */
-const WRITABLE_TMPFS_MIB = 64;
 
 /** The overlay layers besides the image and the layer of missing mount points. */
 interface Layers {
@@ -77,6 +72,8 @@ class Batch {
 
 class Builder {
   readonly s: SessionPaths;
+  /** What stage 1 read of tsrun.conf. */
+  readonly admin: AdminSettings;
   private batch: Batch;
 
   constructor(
@@ -85,6 +82,8 @@ class Builder {
     readonly log: Logger,
   ) {
     this.s = sessionPaths(cfg.sessionDir!);
+    if (cfg.admin === undefined) throw new Error('engine config: stage 1 set no admin settings');
+    this.admin = cfg.admin;
     this.batch = new Batch(rpc);
   }
 
@@ -116,7 +115,7 @@ class Builder {
     fs.mkdirSync(this.s.root, { recursive: true, mode: 0o755 });
     const context = 'creating the session dir';
     const flags = MS.NOSUID | MS.NODEV;
-    const data = `mode=755,size=${SESSION_SIZE_MIB}m`;
+    const data = `mode=755,size=${this.admin.sessiondirMaxSize}m`;
     this.mount(context, {
       source: null,
       target: '/',
@@ -166,10 +165,12 @@ class Builder {
     readonly: boolean,
   ): Promise<void> {
     const { path: file, offset, size } = source;
-    const loop = this.call(context, Method.LoopDevice, { path: file, offset, size, readonly });
+    const { maxLoopDevices: maxDevices, sharedLoopDevices: shared } = this.admin;
+    const args = { path: file, offset, size, readonly, maxDevices, shared };
+    const loop = this.call(context, Method.LoopDevice, args);
     await this.done();
-    const { device } = await loop;
-    this.log.verbose({ device, file, offset, size }, 'loop device attached');
+    const { device, shared: reused } = await loop;
+    this.log.verbose({ device, file, offset, size, shared: reused }, 'loop device attached');
     const flags = MS.NODEV | (readonly ? MS.RDONLY : 0);
     this.mount(context, { source: device, target, fstype: source.fstype!, flags, data: null });
   }
@@ -276,7 +277,7 @@ class Builder {
     }
     if (this.cfg.writableTmpfs === true) {
       const context = 'mounting the tmpfs of --writable-tmpfs';
-      const data = `mode=755,size=${WRITABLE_TMPFS_MIB}m`;
+      const data = `mode=755,size=${this.admin.sessiondirMaxSize}m`;
       const target = this.s.writable;
       this.mkdir(context, target);
       const flags = MS.NOSUID | MS.NODEV;

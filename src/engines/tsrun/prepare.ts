@@ -10,6 +10,7 @@ import type { StarterConfig } from '../config';
 import { log } from '../../common/log';
 import { detectImage, ImageSource } from '../../images/detect';
 import { loopUsers, mountOptionsOf } from '../../images/host';
+import { AdminConfig, loadAdminConfig } from '../../config/admin';
 import type { TsrunEngineConfig, UserInfo } from './config';
 
 /** Where every container mounts its session tmpfs, in its own mount namespace. */
@@ -52,9 +53,26 @@ function checkExecutable(image: string): void {
   }
 }
 
+/** The admin's `allow container ...` for the image's file system. */
+function checkAllowed(source: ImageSource, admin: AdminConfig): void {
+  const rule =
+    source.format === 'sandbox'
+      ? { allowed: admin.allowContainerDir, name: 'dir', what: 'sandbox directories' }
+      : source.fstype === 'squashfs'
+        ? { allowed: admin.allowContainerSquashfs, name: 'squashfs', what: 'squashfs images' }
+        : { allowed: admin.allowContainerExtfs, name: 'extfs', what: 'ext3 images' };
+  if (!rule.allowed) {
+    const detail = source.format === 'sif' ? ` (SIF file with a ${source.fstype} partition)` : '';
+    throw usageError(
+      `image '${source.path}'${detail}: ${rule.what} are not allowed ('allow container ${rule.name} = no' in tsrun.conf)`,
+    );
+  }
+}
+
 /** What the image is; --writable only for the formats that can be written. */
-function checkImage(cfg: TsrunEngineConfig): ImageSource {
+function checkImage(cfg: TsrunEngineConfig, admin: AdminConfig): ImageSource {
   const source = detectImage(cfg.image);
+  checkAllowed(source, admin);
   const sifOverlay = source.overlay !== undefined;
   if (cfg.writable && (source.format === 'squashfs' || (source.format === 'sif' && !sifOverlay))) {
     throw usageError(`--writable: image '${cfg.image}' is ${source.format}, which is read-only`);
@@ -214,8 +232,14 @@ export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): v
   if (process.getuid!() !== 0) {
     throw usageError('running as a non-root user needs the user-namespace mode: not supported yet');
   }
+  const admin = loadAdminConfig();
+  cfg.admin = {
+    maxLoopDevices: admin.maxLoopDevices,
+    sharedLoopDevices: admin.sharedLoopDevices,
+    sessiondirMaxSize: admin.sessiondirMaxSize,
+  };
   cfg.image = path.resolve(cfg.image);
-  cfg.source = checkImage(cfg);
+  cfg.source = checkImage(cfg, admin);
   // What an overlay is, stage 1 finds out itself: a source in the request is not trusted.
   cfg.overlays = (cfg.overlays ?? []).map(({ path: file, readonly }) => ({ path: file, readonly }));
   addSifOverlay(cfg, cfg.source);

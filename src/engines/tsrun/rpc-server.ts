@@ -3,7 +3,7 @@
 // synchronous, so it runs on the thread whose fsuid SetFsID sets). Paths given with a `root` are
 // resolved inside that root (../../rpc/in-root.ts).
 import * as fs from 'node:fs';
-import { addon } from '../../native/addon';
+import { Addon, addon } from '../../native/addon';
 import { MNT_DETACH, mountFlagNames, NAMESPACES, O } from '../../native/constants';
 import { badArgument, RpcError, systemError } from '../../rpc/errors';
 import {
@@ -99,9 +99,19 @@ function mountSetattr(a: T.MountSetattrArgs): null {
 const loopFds: number[] = [];
 
 function loopDevice(a: T.LoopDeviceArgs): T.LoopDeviceResult {
-  const { device, fd } = addon().loopAttach(a.path, a.offset, a.size, a.readonly, true);
-  loopFds.push(fd);
-  return { device };
+  const options = { maxDevices: a.maxDevices, shared: a.shared };
+  let loop: ReturnType<Addon['loopAttach']>;
+  try {
+    loop = addon().loopAttach(a.path, a.offset, a.size, a.readonly, true, options);
+  } catch (err) {
+    const { code, syscall } = err as { code?: string; syscall?: string };
+    if (code !== 'ENOSPC' || syscall !== 'LOOP_CTL_GET_FREE') throw err;
+    const max = a.maxDevices ?? 256;
+    const message = `no free loop device numbered below ${max} (max loop devices = ${max})`;
+    throw new RpcError(code, message, { op: 'LoopDevice', path: a.path });
+  }
+  loopFds.push(loop.fd);
+  return { device: loop.device, shared: loop.shared };
 }
 
 // Root and identity -----------------------------------------------------------------------------
@@ -263,9 +273,11 @@ export const tsrunMethods: Table = {
   LoopDevice: {
     validate: shape<T.LoopDeviceArgs>({
       path: 'path',
-      offset: 'uint',
-      size: 'uint',
+      offset: 'offset',
+      size: 'offset',
       readonly: 'bool',
+      maxDevices: 'uint?',
+      shared: 'bool?',
     }),
     handler: loopDevice,
   },

@@ -48,15 +48,21 @@ export interface MountSetattrArgs {
  * Attaches `size` bytes (0: all) of the file at `path` from `offset` to a free loop device
  * (autoclear, direct I/O where possible); answers the device's path. The server holds the device
  * open until it exits, by when a mount holds it; the device then detaches with the last mount.
+ * `maxDevices` and `shared` are the admin's `max loop devices` and `shared loop devices`: with
+ * `shared`, a read-only attachment reuses a device that holds the same bytes read-only.
  */
 export interface LoopDeviceArgs {
   path: string;
   offset: number;
   size: number;
   readonly: boolean;
+  maxDevices?: number;
+  shared?: boolean;
 }
 export interface LoopDeviceResult {
   device: string;
+  /** Whether the device was already attached (shared with another container). */
+  shared: boolean;
 }
 export interface UmountArgs {
   target: string;

@@ -1,0 +1,220 @@
+// The administrator's config file, tsrun.conf: Singularity's singularity.conf directives that apply
+// to this runtime, with their meanings and defaults. `key = value` lines, `#` comments, blank
+// lines. The file must be owned by root and writable by nobody else, or tsrun refuses to run.
+//
+// Each directive tsrun knows is in the table below. A directive that tsrun enforces takes any
+// valid value; one it does not enforce yet takes only the value that matches what tsrun does
+// (Singularity's default), so that a policy an admin writes is either kept or refused, never
+// silently ignored.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { usageError } from '../common/errors';
+
+/** The file's path in the install: `etc/tsrun.conf` beside `dist/`. */
+export const DEFAULT_CONFIG_FILE = path.join(__dirname, '..', '..', '..', 'etc', 'tsrun.conf');
+
+/** Names another config file, for tests; honoured only when the real user is root. */
+export const CONFIG_FILE_ENV = 'TSRUN_CONF';
+
+export interface AdminConfig {
+  /** `max loop devices`: no loop device numbered this or above is used. */
+  maxLoopDevices: number;
+  /** `shared loop devices`: containers of one image share its read-only loop device. */
+  sharedLoopDevices: boolean;
+  /** `sessiondir max size`, MiB: the session tmpfs, which also takes --writable-tmpfs writes. */
+  sessiondirMaxSize: number;
+  /** `allow container squashfs|extfs|dir`: which image formats may run. */
+  allowContainerSquashfs: boolean;
+  allowContainerExtfs: boolean;
+  allowContainerDir: boolean;
+}
+
+type Kind =
+  | { type: 'bool' }
+  | { type: 'uint'; min: number; max: number }
+  | { type: 'enum'; values: string[] }
+  | { type: 'string' };
+
+interface Directive {
+  kind: Kind;
+  /** The field of AdminConfig it sets; absent for directives not enforced yet. */
+  field?: keyof AdminConfig;
+  default: string;
+  /** Directives that may be given more than once (each line adds a value). */
+  repeat?: boolean;
+  /** For directives not enforced yet: the only values accepted (tsrun's behaviour). */
+  only?: string[];
+}
+
+const yes = { type: 'bool' } as const;
+const text = { type: 'string' } as const;
+
+/** Every directive tsrun knows, by its name in the file. */
+const DIRECTIVES: Record<string, Directive> = {
+  'max loop devices': {
+    kind: { type: 'uint', min: 1, max: 1 << 20 },
+    field: 'maxLoopDevices',
+    default: '256',
+  },
+  'shared loop devices': { kind: yes, field: 'sharedLoopDevices', default: 'no' },
+  'sessiondir max size': {
+    kind: { type: 'uint', min: 1, max: 1 << 20 },
+    field: 'sessiondirMaxSize',
+    default: '16',
+  },
+  'allow container squashfs': { kind: yes, field: 'allowContainerSquashfs', default: 'yes' },
+  'allow container extfs': { kind: yes, field: 'allowContainerExtfs', default: 'yes' },
+  'allow container dir': { kind: yes, field: 'allowContainerDir', default: 'yes' },
+  // Not enforced yet: only what tsrun does is accepted.
+  'allow setuid': { kind: yes, default: 'yes', only: ['yes'] },
+  'allow pid ns': { kind: yes, default: 'yes', only: ['yes'] },
+  'config passwd': { kind: yes, default: 'yes', only: ['yes'] },
+  'config group': { kind: yes, default: 'yes', only: ['yes'] },
+  'config resolv_conf': { kind: yes, default: 'yes', only: ['yes'] },
+  'mount proc': { kind: yes, default: 'yes', only: ['yes'] },
+  'mount sys': { kind: yes, default: 'yes', only: ['yes'] },
+  'mount dev': {
+    kind: { type: 'enum', values: ['yes', 'no', 'minimal'] },
+    default: 'yes',
+    only: ['yes'],
+  },
+  'mount devpts': { kind: yes, default: 'yes', only: ['yes'] },
+  'mount home': { kind: yes, default: 'yes', only: ['yes'] },
+  'mount tmp': { kind: yes, default: 'yes', only: ['yes'] },
+  'mount hostfs': { kind: yes, default: 'no', only: ['no'] },
+  'mount slave': { kind: yes, default: 'yes', only: ['yes'] },
+  'user bind control': { kind: yes, default: 'yes', only: ['yes'] },
+  'enable overlay': {
+    kind: { type: 'enum', values: ['yes', 'no', 'try'] },
+    default: 'try',
+    only: ['yes', 'try'],
+  },
+  'enable underlay': { kind: yes, default: 'yes', only: ['yes'] },
+  'root default capabilities': {
+    kind: { type: 'enum', values: ['full', 'file', 'no'] },
+    default: 'full',
+    only: ['full'],
+  },
+  'memory fs type': {
+    kind: { type: 'enum', values: ['tmpfs', 'ramfs'] },
+    default: 'tmpfs',
+    only: ['tmpfs'],
+  },
+  'always use nv': { kind: yes, default: 'no', only: ['no'] },
+  'bind path': { kind: text, default: '', repeat: true, only: [] },
+  'limit container owners': { kind: text, default: '', only: [] },
+  'limit container groups': { kind: text, default: '', only: [] },
+  'limit container paths': { kind: text, default: '', only: [] },
+  'mksquashfs path': { kind: text, default: '', only: [] },
+  'autofs bug path': { kind: text, default: '', repeat: true, only: [] },
+};
+
+/** A config error: names the file and, for a line, its number. */
+function configError(file: string, line: number | null, message: string): Error {
+  const where = line === null ? `'${file}'` : `'${file}' line ${line}`;
+  return usageError(`tsrun.conf ${where}: ${message}`);
+}
+
+/** Checks one value against its directive's kind; returns it parsed. */
+function parseValue(name: string, d: Directive, value: string): boolean | number | string {
+  const kind = d.kind;
+  if (kind.type === 'bool') {
+    if (value !== 'yes' && value !== 'no') throw new Error(`'${name}' must be yes or no`);
+    return value === 'yes';
+  }
+  if (kind.type === 'uint') {
+    const n = /^\d+$/.test(value) ? Number(value) : NaN;
+    if (!(n >= kind.min && n <= kind.max)) {
+      throw new Error(`'${name}' must be a whole number from ${kind.min} to ${kind.max}`);
+    }
+    return n;
+  }
+  if (kind.type === 'enum' && !kind.values.includes(value)) {
+    throw new Error(`'${name}' must be one of ${kind.values.join(', ')}`);
+  }
+  return value;
+}
+
+/** The defaults: what tsrun does with no config file lines at all. */
+export function defaultAdminConfig(): AdminConfig {
+  const conf: Record<string, unknown> = {};
+  for (const [name, d] of Object.entries(DIRECTIVES)) {
+    if (d.field !== undefined) conf[d.field] = parseValue(name, d, d.default);
+  }
+  return conf as unknown as AdminConfig;
+}
+
+/** Parses the file's text; `file` names it in errors. */
+export function parseAdminConfig(textOfFile: string, file: string): AdminConfig {
+  const conf = defaultAdminConfig() as unknown as Record<string, unknown>;
+  const seen = new Map<string, number>();
+  textOfFile.split('\n').forEach((raw, i) => {
+    const line = i + 1;
+    const trimmed = raw.trim();
+    if (trimmed === '' || trimmed.startsWith('#')) return;
+    const eq = trimmed.indexOf('=');
+    if (eq < 0) throw configError(file, line, `expected 'directive = value', found '${trimmed}'`);
+    const name = trimmed.slice(0, eq).trim().replace(/\s+/g, ' ');
+    const value = trimmed.slice(eq + 1).trim();
+    const d = Object.hasOwn(DIRECTIVES, name) ? DIRECTIVES[name] : undefined;
+    if (d === undefined) throw configError(file, line, `unknown directive '${name}'`);
+    const first = seen.get(name);
+    if (first !== undefined && !d.repeat) {
+      throw configError(file, line, `'${name}' is given twice (first on line ${first})`);
+    }
+    seen.set(name, line);
+    let parsed: boolean | number | string;
+    try {
+      parsed = parseValue(name, d, value);
+    } catch (err) {
+      throw configError(file, line, (err as Error).message);
+    }
+    if (d.only !== undefined && value !== '' && !d.only.includes(value)) {
+      const accepted = d.only.length === 0 ? 'no value' : d.only.join(' or ');
+      throw configError(
+        file,
+        line,
+        `'${name} = ${value}' is not supported by tsrun yet (it accepts ${accepted})`,
+      );
+    }
+    if (d.field !== undefined) conf[d.field] = parsed;
+  });
+  return conf as unknown as AdminConfig;
+}
+
+/**
+ * The config file to read: the install's, or for root only the one named by TSRUN_CONF (a
+ * user who could name their own file could lift the admin's limits).
+ */
+export function adminConfigFile(env: NodeJS.ProcessEnv = process.env): string {
+  const override = env[CONFIG_FILE_ENV];
+  if (override === undefined || override === '') return DEFAULT_CONFIG_FILE;
+  if (process.getuid!() !== 0) {
+    throw usageError(`${CONFIG_FILE_ENV} names another tsrun.conf: only root may do that`);
+  }
+  return path.resolve(override);
+}
+
+/** Reads and checks the admin config: root-owned, writable by no one else, well-formed. */
+export function loadAdminConfig(file: string = adminConfigFile()): AdminConfig {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const what = code === 'ENOENT' ? 'does not exist' : code === 'ELOOP' ? 'is a symlink' : code;
+    throw configError(file, null, `cannot be read: it ${what}`);
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw configError(file, null, 'is not a regular file');
+    if (st.uid !== 0) throw configError(file, null, `must be owned by root, not uid ${st.uid}`);
+    if ((st.mode & 0o022) !== 0) {
+      const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+      throw configError(file, null, `must be writable by root only (its mode is ${mode})`);
+    }
+    return parseAdminConfig(fs.readFileSync(fd, 'utf8'), file);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
