@@ -94,6 +94,9 @@ function sifSource(file: string, fd: number): ImageSource {
       ...withOverlay,
     };
   }
+  if (part.fsType === FsType.EncryptedSquash) {
+    throw imageError(file, 'its system partition is an encrypted squashfs: not supported');
+  }
   throw imageError(file, `SIF system partition of file system type ${part.fsType} not supported`);
 }
 

@@ -19,6 +19,10 @@ export const DataType = {
   GenericJSON: 0x4006,
   Generic: 0x4007,
   CryptoMessage: 0x4008,
+  // Added by the SIF library's version 2 (Apptainer 1.3's and SingularityCE 4's OCI-SIF).
+  OCIRootIndex: 0x4009,
+  OCIBlob: 0x400a,
+  SBOM: 0x400b,
 } as const;
 
 export const FsType = { Squash: 1, Ext3: 2, ImmuObj: 3, Raw: 4, EncryptedSquash: 5 } as const;
@@ -180,6 +184,12 @@ export function primaryPartition(sif: Sif): SifDescriptor {
   const isSystem = (d: SifDescriptor) =>
     d.dataType === DataType.Partition && d.partType === PartType.PrimSys;
   const primary = sif.descriptors.find(isSystem);
-  if (primary === undefined) throw new SifError(sif.file, 'no primary system partition');
+  if (primary === undefined) {
+    const oci = sif.descriptors.some((d) => d.dataType === DataType.OCIRootIndex);
+    const why = oci
+      ? 'it is an OCI-SIF (OCI image layers, as the --oci modes write them), which tsrun does not run'
+      : 'no primary system partition';
+    throw new SifError(sif.file, why);
+  }
   return primary;
 }
