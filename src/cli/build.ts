@@ -8,11 +8,12 @@ import * as path from 'node:path';
 import { TsrunError, usageError, wrap } from '../common/errors';
 import { detectImage, ImageSource } from '../images/detect';
 import { FsType } from '../images/sif';
-import { writeSif } from '../images/sif-write';
+import { PartitionSource, writeSif } from '../images/sif-write';
 import { lookPath } from '../engines/tsrun/actions';
 import { CONTAINER_PATH } from '../engines/tsrun/process';
 import { addon } from '../native/addon';
 import { SIGNALS } from '../native/constants';
+import { progressBar } from './progress';
 
 export interface BuildOptions {
   sandbox?: boolean;
@@ -83,11 +84,23 @@ async function toSandbox(out: string, src: ImageSource): Promise<void> {
   await runTool('unsquashfs', [...quiet, '-d', out, '-o', String(src.offset), src.path]);
 }
 
+/** writeSif, with a progress bar of the data copied when stderr is a terminal. */
+async function writeSifShowing(out: string, part: PartitionSource): Promise<void> {
+  const bar = progressBar('writing SIF');
+  try {
+    await writeSif(out, part, [], { onProgress: bar?.update });
+  } finally {
+    bar?.stop();
+  }
+}
+
 async function toSif(out: string, src: ImageSource): Promise<void> {
   const name = path.basename(out);
   if (src.format === 'squashfs')
-    return writeSif(out, { file: src.path, fsType: FsType.Squash, name });
-  if (src.format === 'ext3') return writeSif(out, { file: src.path, fsType: FsType.Ext3, name });
+    return writeSifShowing(out, { file: src.path, fsType: FsType.Squash, name });
+  if (src.format === 'ext3') {
+    return writeSifShowing(out, { file: src.path, fsType: FsType.Ext3, name });
+  }
   if (src.format === 'sif') return fs.promises.copyFile(src.path, out);
   const tmp = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'tsrun-build-'));
   inProgress.paths.add(tmp);
@@ -95,7 +108,7 @@ async function toSif(out: string, src: ImageSource): Promise<void> {
     const squashfs = path.join(tmp, 'rootfs.squashfs');
     const quiet = onTerminal() ? [] : ['-quiet', '-no-progress'];
     await runTool('mksquashfs', [src.path, squashfs, '-noappend', ...quiet]);
-    await writeSif(out, { file: squashfs, fsType: FsType.Squash, name });
+    await writeSifShowing(out, { file: squashfs, fsType: FsType.Squash, name });
   } finally {
     await fs.promises.rm(tmp, { recursive: true, force: true });
     inProgress.paths.delete(tmp);

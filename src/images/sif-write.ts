@@ -1,10 +1,17 @@
 // Writing SIF files the way Singularity 3.x lays them out: a 128-byte global header, a table of 48
 // descriptors of 585 bytes at offset 4096, data from offset 32768, partitions aligned to 4096
 // bytes. Descriptor ids count from 1; every object is in the default group (0xf0000001); links
-// are unused (0); times are Unix seconds. The data is copied with asynchronous I/O.
+// are unused (0); times are Unix seconds. The partitions' data is copied by a worker thread (see
+// copy-worker.ts) of a piscina pool that exists only while a SIF file is written.
 import * as fs from 'node:fs';
-import { pipeline } from 'node:stream/promises';
+import * as path from 'node:path';
+import { MessageChannel } from 'node:worker_threads';
+import type { Piscina } from 'piscina';
+import { TsrunError } from '../common/errors';
+import type { CopyProgress, CopyRequest, CopyResult } from './copy-worker';
 import { DataType, FsType, PartType, SIF_MAGIC } from './sif';
+
+const COPY_WORKER = path.join(__dirname, 'copy-worker.js');
 
 const LAUNCH = '#!/usr/bin/env run-singularity\n';
 const DESCRIPTORS = 48;
@@ -25,6 +32,14 @@ const ARCH: Record<string, string> = {
   mips: '09',
   riscv64: '14',
 };
+
+export interface WriteOptions {
+  /**
+   * Called as the partitions' data is copied, with the bytes copied so far and in all: from 0,
+   * never decreasing, last with copied equal to total.
+   */
+  onProgress?: (copied: number, total: number) => void;
+}
 
 export interface PartitionSource {
   /** A squashfs or ext3 file, copied whole into the SIF file. */
@@ -80,6 +95,9 @@ interface DescriptorFields {
   arch: string;
 }
 
+/** A partition's file and where it goes in the SIF file. */
+type Placed = Omit<DescriptorFields, 'now' | 'arch'> & { file: string };
+
 function partitionDescriptor(d: DescriptorFields): Buffer {
   const b = Buffer.alloc(DESCRIPTOR_SIZE);
   b.writeInt32LE(DataType.Partition, 0);
@@ -96,7 +114,6 @@ function partitionDescriptor(d: DescriptorFields): Buffer {
   return b;
 }
 
-/** Writes `out` as a SIF file whose primary system partition is `part`'s file. */
 /**
  * Writes `out` as a SIF file whose primary system partition is `part`'s file, followed by the
  * writable overlay partitions given (ext3 files), each aligned to 4096 bytes.
@@ -105,6 +122,7 @@ export async function writeSif(
   out: string,
   part: PartitionSource,
   overlays: PartitionSource[] = [],
+  options: WriteOptions = {},
 ): Promise<void> {
   const arch = ARCH[process.arch] ?? '00';
   const now = Math.floor(Date.now() / 1000);
@@ -113,7 +131,7 @@ export async function writeSif(
     ...overlays.map((o) => ({ ...o, partType: PartType.Overlay })),
   ];
   let end = DATA_OFFSET;
-  const placed = [];
+  const placed: Placed[] = [];
   for (const [i, p] of parts.entries()) {
     const size = (await fs.promises.stat(p.file)).size;
     const offset = align(end, PARTITION_ALIGN);
@@ -130,8 +148,65 @@ export async function writeSif(
   } finally {
     await handle.close();
   }
-  for (const p of placed) {
-    const into = fs.createWriteStream(out, { flags: 'r+', start: p.offset });
-    await pipeline(fs.createReadStream(p.file), into);
+  await copyPartitions(out, placed, options.onProgress ?? (() => undefined));
+}
+
+/** Copies each partition's file into `out` at its offset, one after the other, on a worker. */
+async function copyPartitions(
+  out: string,
+  placed: Placed[],
+  onProgress: (copied: number, total: number) => void,
+): Promise<void> {
+  const total = placed.reduce((sum, p) => sum + p.size, 0);
+  onProgress(0, total);
+  if (total === 0) return;
+  const { Piscina } = require('piscina') as typeof import('piscina');
+  const pool = new Piscina({ filename: COPY_WORKER, minThreads: 1, maxThreads: 1 });
+  try {
+    let before = 0;
+    for (const p of placed) {
+      const base = before;
+      await copyOne(pool, out, p, (copied) => onProgress(base + copied, total));
+      before += p.size;
+    }
+  } finally {
+    await pool.destroy();
+  }
+}
+
+/** Runs one copy task; progress arrives on a port of its own, the result through piscina. */
+async function copyOne(
+  pool: Piscina,
+  out: string,
+  p: Placed,
+  onProgress: (copied: number) => void,
+): Promise<void> {
+  const { port1, port2 } = new MessageChannel();
+  let reported = 0;
+  const report = (copied: number) => {
+    if (copied <= reported) return;
+    reported = copied;
+    onProgress(copied);
+  };
+  port1.on('message', (m: CopyProgress) => report(m.copied));
+  const request: CopyRequest = {
+    type: 'copy',
+    source: p.file,
+    target: out,
+    offset: p.offset,
+    size: p.size,
+    port: port2,
+  };
+  try {
+    const result = (await pool.run(request, { transferList: [port2] })) as CopyResult;
+    if (result.type === 'failed') {
+      throw new TsrunError(
+        `copying '${p.file}' into '${out}': ${result.error.message}`,
+        result.error.code,
+      );
+    }
+    report(result.copied);
+  } finally {
+    port1.close();
   }
 }
