@@ -5,6 +5,7 @@ import { usageError } from '../common/errors';
 import { detectImage } from '../images/detect';
 import { readSif } from '../images/sif';
 import type { CommonConfig } from '../engines/config';
+import { isEnvName, parseEnvFile } from '../engines/tsrun/environment';
 import {
   Action,
   BindSpec,
@@ -24,6 +25,9 @@ export interface ContainerOptions {
   uts?: boolean;
   hostname?: string;
   pwd?: string;
+  cleanenv?: boolean;
+  env?: string[];
+  envFile?: string;
 }
 
 /** -B values, repeated or comma-separated. */
@@ -59,6 +63,37 @@ export function newContainerID(): string {
   }
 }
 
+/** --env-file, then --env over it: the variables set inside. */
+export function requestedEnvironment(
+  values: string[] = [],
+  envFile?: string,
+): Record<string, string> | undefined {
+  if (values.length === 0 && envFile === undefined) return undefined;
+  const out: Record<string, string> = {};
+  if (envFile !== undefined) {
+    let text: string;
+    try {
+      text = fs.readFileSync(envFile, 'utf8');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw usageError(`--env-file '${envFile}': ${code === 'ENOENT' ? 'does not exist' : code}`);
+    }
+    Object.assign(out, parseEnvFile(text, envFile));
+  }
+  for (const value of values) {
+    const eq = value.indexOf('=');
+    const name = eq < 0 ? value : value.slice(0, eq);
+    if (eq < 0 || !isEnvName(name)) {
+      throw usageError(`--env '${value}': expected NAME=VALUE with NAME a variable name`);
+    }
+    out[name] = value.slice(eq + 1);
+  }
+  for (const name of Object.keys(out)) {
+    if (name.startsWith('__TSRUN_')) throw usageError(`--env: '${name}' is reserved for tsrun`);
+  }
+  return out;
+}
+
 function checkPwd(pwd: string | undefined): void {
   if (pwd !== undefined && !pwd.startsWith('/')) {
     throw usageError(`--pwd '${pwd}' must be an absolute path`);
@@ -77,6 +112,8 @@ export function buildEngineConfig(
     action,
     args,
     env: hostEnvironment(),
+    cleanEnv: opts.cleanenv ?? false,
+    envSet: requestedEnvironment(opts.env, opts.envFile),
     cwd: process.cwd(),
     pwd: opts.pwd,
     binds: parseBinds(opts.bind),

@@ -38,7 +38,10 @@ function containerCommand(program: Command, name: Action, summary: string): Comm
     .option('-i, --ipc', 'run in a new ipc namespace')
     .option('--uts', 'run in a new uts namespace')
     .option('--hostname <name>', 'set the hostname (implies --uts)')
-    .option('--pwd <dir>', 'working directory inside the container');
+    .option('--pwd <dir>', 'working directory inside the container')
+    .option('-e, --cleanenv', 'pass only TERM, LANG and proxy variables of the host environment')
+    .option('--env <NAME=VALUE>', "set a variable inside, over the image's (repeat)", collect)
+    .option('--env-file <file>', 'set the variables of a file of NAME=VALUE lines inside');
   return cmd;
 }
 

@@ -6,8 +6,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TsrunError } from '../../common/errors';
 import type { Action } from './config';
+import {
+  APPLY_OVERRIDES,
+  directEnvironment,
+  PayloadEnvironment,
+  scriptEnvironment,
+} from './environment';
 
-const SOURCE_ENV = 'for f in /.singularity.d/env/*.sh; do [ -f "$f" ] && . "$f"; done; ';
+const SOURCE_ENV =
+  'for f in /.singularity.d/env/*.sh; do [ -f "$f" ] && . "$f"; done; ' + APPLY_OVERRIDES;
 
 const SCRIPTS: Record<Exclude<Action, 'inspect'>, string> = {
   exec: `${SOURCE_ENV}exec "$@"`,
@@ -41,27 +48,35 @@ export function lookPath(cmd: string, pathVar: string): string {
   throw new TsrunError(`exec '${cmd}': executable file not found in $PATH`, 'ENOENT');
 }
 
-/** The program and argv stage 2 execs for an action, inside the container's root. */
+export interface ActionCommand {
+  file: string;
+  argv: string[];
+  env: Record<string, string>;
+}
+
+/** The program, argv and environment stage 2 execs for an action, inside the container's root. */
 export function actionCommand(
   action: Exclude<Action, 'inspect'>,
   args: string[],
-  pathVar: string,
-): { file: string; argv: string[] } {
+  environment: PayloadEnvironment,
+): ActionCommand {
   const layout = fs.existsSync('/.singularity.d') && isExecutable('/bin/sh');
   if (layout) {
     return {
       file: '/bin/sh',
       argv: ['/bin/sh', '-c', SCRIPTS[action], `tsrun-${action}`, ...args],
+      env: scriptEnvironment(environment),
     };
   }
+  const env = directEnvironment(environment);
   if (action === 'exec') {
     if (args.length === 0) throw new TsrunError('exec: no command given', 'EINVAL');
-    return { file: lookPath(args[0], pathVar), argv: args };
+    return { file: lookPath(args[0], env.PATH), argv: args, env };
   }
   if (action === 'run') {
     for (const runscript of ['/.singularity.d/runscript', '/singularity']) {
-      if (isExecutable(runscript)) return { file: runscript, argv: [runscript, ...args] };
+      if (isExecutable(runscript)) return { file: runscript, argv: [runscript, ...args], env };
     }
   }
-  return { file: '/bin/sh', argv: ['/bin/sh', ...args] };
+  return { file: '/bin/sh', argv: ['/bin/sh', ...args], env };
 }

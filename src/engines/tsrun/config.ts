@@ -39,6 +39,10 @@ export interface TsrunEngineConfig {
   args: string[];
   /** The host environment the payload starts from. */
   env: Record<string, string>;
+  /** --cleanenv: pass only a few host variables (TERM, LANG, proxies). */
+  cleanEnv?: boolean;
+  /** --env and --env-file: variables set inside, over the image's and prefixed ones. */
+  envSet?: Record<string, string>;
   /** The wrapper's working directory on the host. */
   cwd: string;
   /** --pwd: the working directory inside the container. */
@@ -131,6 +135,8 @@ export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
     action,
     args: field(obj, 'args', isStringArray, 'an array of strings'),
     env: field(obj, 'env', isEnv, 'an object of strings'),
+    cleanEnv: field(obj, 'cleanEnv', optional(isBool), 'a boolean'),
+    envSet: field(obj, 'envSet', optional(isEnv), 'an object of strings'),
     cwd: field(obj, 'cwd', isAbsolute, 'an absolute path'),
     pwd: field(obj, 'pwd', optional(isAbsolute), 'an absolute path'),
     binds: binds.map(parseBind),

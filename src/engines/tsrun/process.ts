@@ -1,7 +1,6 @@
 // startProcess of the tsrun engine. Runs in stage 2, inside the container (its root already
 // changed by the RPC server), as root until the ids and capabilities below are applied on this
 // thread right before execve.
-import * as path from 'node:path';
 import { TsrunError } from '../../common/errors';
 import { log } from '../../common/log';
 import { addon, CapSets } from '../../native/addon';
@@ -9,25 +8,11 @@ import { CAPABILITIES } from '../../native/constants';
 import type { CapabilityConfig, StarterConfig } from '../config';
 import * as fs from 'node:fs';
 import { actionCommand } from './actions';
+import { buildEnvironment } from './environment';
 import { formatInspect, inspectImage } from './inspect';
 import type { TsrunEngineConfig } from './config';
 
-/** The PATH of the container, whatever the host's is. */
-export const CONTAINER_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-
-/** The payload's environment: the host's, with the container's PATH and tsrun's variables. */
-export function buildEnvironment(cfg: TsrunEngineConfig): Record<string, string> {
-  const env: Record<string, string> = { ...cfg.env };
-  env.PATH = CONTAINER_PATH;
-  if (cfg.user !== undefined) env.HOME = cfg.user.home;
-  const name = path.basename(cfg.image);
-  for (const prefix of ['TSRUN', 'SINGULARITY']) {
-    env[`${prefix}_CONTAINER`] = cfg.image;
-    env[`${prefix}_NAME`] = name;
-  }
-  if (cfg.action === 'shell') env.PS1 = 'tsrun> ';
-  return env;
-}
+export { CONTAINER_PATH } from './environment';
 
 function tryChdir(dir: string): boolean {
   try {
@@ -103,11 +88,11 @@ export function startProcess(cfg: TsrunEngineConfig, starter: StarterConfig): ne
     fs.writeSync(1, json ? `${JSON.stringify(result, null, 2)}\n` : formatInspect(result));
     process.exit(0);
   }
-  const env = buildEnvironment(cfg);
+  const environment = buildEnvironment(cfg);
   enterWorkingDirectory(cfg);
-  const cmd = actionCommand(cfg.action, cfg.args, env.PATH);
+  const cmd = actionCommand(cfg.action, cfg.args, environment);
   applyIdentity(starter);
-  const envp = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const envp = Object.entries(cmd.env).map(([k, v]) => `${k}=${v}`);
   log().verbose({ argv0: cmd.argv[0], file: cmd.file, cwd: process.cwd() }, 'exec payload');
   return addon().execve(cmd.file, cmd.argv, envp);
 }
