@@ -17,8 +17,10 @@
         "addon/namespaces.cc",
         "addon/pre_exec.cc",
         "addon/privileges.cc",
-        "addon/process.cc"
+        "addon/process.cc",
+        "addon/seccomp.cc"
       ],
+      "libraries": ["-lseccomp"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "_GNU_SOURCE"],
       "cflags!": ["-fno-exceptions"],

@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   tsrun::InitMounts(env, exports);
   tsrun::InitPrivileges(env, exports);
   tsrun::InitCapabilities(env, exports);
+  tsrun::InitSeccomp(env, exports);
   tsrun::InitFds(env, exports);
   tsrun::InitLoop(env, exports);
   return exports;

@@ -28,6 +28,7 @@ void InitNamespaces(Napi::Env env, Napi::Object exports);
 void InitMounts(Napi::Env env, Napi::Object exports);
 void InitPrivileges(Napi::Env env, Napi::Object exports);
 void InitCapabilities(Napi::Env env, Napi::Object exports);
+void InitSeccomp(Napi::Env env, Napi::Object exports);
 void InitFds(Napi::Env env, Napi::Object exports);
 void InitLoop(Napi::Env env, Napi::Object exports);
 

@@ -12,6 +12,7 @@
 #include "async.h"
 #include "binding.h"
 #include "pre_exec.h"
+#include "seccomp.h"
 
 namespace tsrun {
 
@@ -52,9 +53,10 @@ std::vector<char *> Pointers(const std::vector<std::string> &strings) {
 }
 
 // On failure this process goes on, so the handlers and mask Node had are put back (fds 0-2 stay
-// blocking and inheritable, which Node copes with).
+// blocking and inheritable, which Node copes with). A seccomp filter is loaded last, right before
+// execve, so that nothing of the set-up runs under it.
 void ExecProgram(const std::string &path, const std::vector<std::string> &argv,
-                 const std::vector<std::string> &envp) {
+                 const std::vector<std::string> &envp, const SeccompFilter *filter) {
   std::vector<char *> argvPointers = Pointers(argv);
   std::vector<char *> envpPointers = Pointers(envp);
   KernelSigaction saved[kMaxSignal + 1] = {};
@@ -65,13 +67,17 @@ void ExecProgram(const std::string &path, const std::vector<std::string> &argv,
   ResetSignalDispositions(saved);
   SetSignalMask(0, nullptr);
   PrepareStdio();
-  execve(path.c_str(), argvPointers.data(), envpPointers.data());
+  const char *step = "seccomp";
+  if (filter == nullptr || LoadSeccompFilter(*filter) == 0) {
+    step = "execve";
+    execve(path.c_str(), argvPointers.data(), envpPointers.data());
+  }
 
   int err = errno;
   SetSignalMask(~uint64_t{0}, nullptr);
   RestoreSignalDispositions(saved);
   SetSignalMask(oldMask, nullptr);
-  throw SysError(err, "execve", path.c_str());
+  throw SysError(err, step, path.c_str());
 }
 
 // A background process group calling tcsetpgrp gets SIGTTOU unless it ignores it.
@@ -115,7 +121,12 @@ Napi::Value Execve(const Napi::CallbackInfo &info) {
   std::string path = ToString(info[0], "path");
   std::vector<std::string> argv = ToStringArray(info[1], "argv");
   std::vector<std::string> envp = ToStringArray(info[2], "envp");
-  ExecProgram(path, argv, envp);
+  if (IsAbsent(info[3])) {
+    ExecProgram(path, argv, envp, nullptr);
+  } else {
+    SeccompFilter filter = ToSeccompFilter(info[3], "seccomp");
+    ExecProgram(path, argv, envp, &filter);
+  }
   return info.Env().Undefined();
 }
 

@@ -90,6 +90,17 @@ install_probe() {
   mv -f "$dest.tmp" "$dest"
 }
 
+# Rebuilds the native addon when it is missing or was built before it linked libseccomp (an
+# `npm install` run without libseccomp-dev fails to build it).
+rebuild_addon_without_seccomp() {
+  local addon="$REPO_ROOT/build/Release/tsrun.node"
+  if [[ -f "$addon" ]] && grep -q seccompCompile "$addon"; then
+    return 0
+  fi
+  say "building the native addon (node-gyp)"
+  (cd "$REPO_ROOT" && run_quiet "npm run install" npm run install)
+}
+
 # Prints the mount points at DIR or below it, deepest first.
 mounts_under() {
   awk -v d="$1" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo | sort -r

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # What `npm test` needs besides npm install, made or installed when missing (as root): the tools
-# the image tests call (mksquashfs, mkfs.ext3, losetup), the busybox image and the Debian rootfs
-# cache. Quick when everything is there already.
+# the image tests call (mksquashfs, mkfs.ext3, losetup), libseccomp for the addon, the busybox
+# image and the Debian rootfs cache. Quick when everything is there already.
 set -euo pipefail
 
 PROG=test-prereqs
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-need_packages squashfs-tools e2fsprogs util-linux
+need_packages squashfs-tools e2fsprogs util-linux libseccomp-dev
+rebuild_addon_without_seccomp
 bash "$(dirname "${BASH_SOURCE[0]}")/make-busybox-rootfs.sh"
 bash "$(dirname "${BASH_SOURCE[0]}")/make-debian-rootfs.sh"

@@ -55,6 +55,28 @@ export interface ExitStatus {
   signal: number | null; // signal number when it was killed
 }
 
+/** One argument comparison of a seccomp rule (libseccomp's scmp_arg_cmp). */
+export interface SeccompComparison {
+  index: number; // argument number, 0-5
+  op: string; // 'SCMP_CMP_EQ', 'SCMP_CMP_MASKED_EQ' (value is the mask, valueTwo the datum), ...
+  value: bigint;
+  valueTwo: bigint;
+}
+
+/** A seccomp filter as libseccomp builds it: names stage 1 has checked. */
+export interface SeccompProgram {
+  defaultAction: string; // 'SCMP_ACT_ALLOW', 'SCMP_ACT_ERRNO', ...
+  defaultRet: number; // errno of ERRNO, message of TRACE; ignored by the other actions
+  architectures: string[]; // libseccomp's names ('x86_64', 'x86'), besides the native one
+  rules: { syscall: string; action: string; ret: number; args: SeccompComparison[] }[];
+}
+
+/** A compiled seccomp filter, as execve loads it. */
+export interface SeccompFilter {
+  filter: Buffer; // classic BPF instructions (struct sock_filter), 1 to 4096
+  flags: number; // SECCOMP_FILTER_FLAG_LOG | SECCOMP_FILTER_FLAG_SPEC_ALLOW, or 0
+}
+
 /** Capability sets as 64-bit masks (bit N is capability N). */
 export interface CapSets {
   effective: bigint;
@@ -90,8 +112,12 @@ export interface Addon {
   waitPidfd(pidfd: number): Promise<ExitStatus>;
   /** Blocking waitpid(pid, 0) (-1: any child) on the calling thread; reaps it. */
   waitPid(pid: number): { pid: number } & ExitStatus;
-  /** execve(2) after resetting signal handlers/mask and clearing O_NONBLOCK on fds 0-2. */
-  execve(path: string, argv: string[], envp: string[]): never;
+  /**
+   * execve(2) after resetting signal handlers/mask and clearing O_NONBLOCK on fds 0-2. A seccomp
+   * filter, when given, is loaded on the calling thread right before the execve system call (the
+   * thread needs no_new_privs or CAP_SYS_ADMIN); a failed load throws with syscall 'seccomp'.
+   */
+  execve(path: string, argv: string[], envp: string[], seccomp?: SeccompFilter): never;
   setsid(): number;
   getpgrp(): number;
   /** tcgetpgrp; returns -1 when fd is not a terminal. */
@@ -168,6 +194,17 @@ export interface Addon {
   capAmbientIsSet(cap: number): boolean;
   /** Highest capability number this kernel knows (from /proc/sys/kernel/cap_last_cap). */
   capLast(): number;
+
+  // Seccomp (libseccomp) -------------------------------------------------------------------------
+  /** Whether libseccomp knows a system call of this name, on any architecture. */
+  seccompSyscallKnown(name: string): boolean;
+  /** Whether libseccomp knows an architecture of this name ('x86_64', 'aarch64', ...). */
+  seccompArchKnown(name: string): boolean;
+  /**
+   * Compiles a filter with libseccomp, for the native architecture and `architectures`, into
+   * classic BPF. Throws a SystemError naming the libseccomp call and the syscall or arch name.
+   */
+  seccompCompile(program: SeccompProgram): Buffer;
   setNoNewPrivs(): void;
   getNoNewPrivs(): boolean;
   setKeepCaps(on: boolean): void;
