@@ -8,6 +8,7 @@ import { errorMessage } from '../common/errors';
 import { writeStderr } from '../common/log';
 import type { Action } from '../engines/tsrun/config';
 import { buildEngineConfig, ContainerOptions } from './config';
+import { addCapabilityCommand } from './capability';
 import { runStarter, setLogLevel } from './starter';
 
 const VERSION = (require('../../../package.json') as { version: string }).version;
@@ -104,6 +105,7 @@ function buildProgram(): Command {
       const { build } = require('./build') as typeof import('./build');
       return build(out, source, opts);
     });
+  addCapabilityCommand(program);
   program
     .command('version')
     .description('print the version')
