@@ -13,8 +13,9 @@ import {
   parseOverlaySpec,
   TsrunEngineConfig,
 } from '../engines/tsrun/config';
+import { PrivilegeFlags, privilegeRequest } from '../engines/tsrun/privileges';
 
-export interface ContainerOptions {
+export interface ContainerOptions extends PrivilegeFlags {
   bind?: string[];
   writable?: boolean;
   writableTmpfs?: boolean;
@@ -128,6 +129,7 @@ export function buildEngineConfig(
     utsNamespace: (opts.uts ?? false) || opts.hostname !== undefined,
     ipcNamespace: opts.ipc ?? false,
     hostname: opts.hostname,
+    privileges: privilegeRequest(opts),
   };
   return { engineName: 'tsrun', containerID: newContainerID(), engineConfig };
 }

@@ -9,6 +9,7 @@ import { writeStderr } from '../common/log';
 import type { Action } from '../engines/tsrun/config';
 import { buildEngineConfig, ContainerOptions } from './config';
 import { addCapabilityCommand } from './capability';
+import { addPrivilegeOptions } from './privilege-options';
 import { runStarter, setLogLevel } from './starter';
 
 const VERSION = (require('../../../package.json') as { version: string }).version;
@@ -43,7 +44,7 @@ function containerCommand(program: Command, name: Action, summary: string): Comm
     .option('-e, --cleanenv', 'pass only TERM, LANG and proxy variables of the host environment')
     .option('--env <NAME=VALUE>', "set a variable inside, over the image's (repeat)", collect)
     .option('--env-file <file>', 'set the variables of a file of NAME=VALUE lines inside');
-  return cmd;
+  return addPrivilegeOptions(cmd);
 }
 
 function run(action: Action, image: string, args: string[], opts: ContainerOptions): void {

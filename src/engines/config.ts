@@ -27,6 +27,14 @@ export interface CapabilityConfig {
   ambient: string[];
 }
 
+/** A compiled seccomp filter, loaded by stage 2 right before execve. */
+export interface SeccompConfig {
+  /** Classic BPF instructions (struct sock_filter), base64. */
+  filter: string;
+  /** SECCOMP_FILTER_FLAG_* bits to load it with. */
+  flags: number;
+}
+
 export interface StarterConfig {
   /** Namespaces to create for the container. */
   namespaces: Partial<Record<NamespaceKind, boolean>>;
@@ -42,6 +50,7 @@ export interface StarterConfig {
   targetGIDs: number[];
   capabilities: CapabilityConfig;
   noNewPrivs: boolean;
+  seccomp?: SeccompConfig;
 }
 
 export function emptyStarterConfig(): StarterConfig {

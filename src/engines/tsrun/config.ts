@@ -4,6 +4,7 @@
 import { usageError } from '../../common/errors';
 import type { ImageSource } from '../../images/detect';
 import type { AdminConfig } from '../../config/admin';
+import { parsePrivilegeRequest, PrivilegeRequest } from './privileges';
 
 export type Action = 'exec' | 'run' | 'shell' | 'inspect';
 
@@ -57,6 +58,8 @@ export interface TsrunEngineConfig {
   utsNamespace: boolean;
   ipcNamespace: boolean;
   hostname?: string;
+  /** --keep-privs, --no-privs, --add-caps, --drop-caps, --security. */
+  privileges?: PrivilegeRequest;
   /** inspect: what the wrapper read of a SIF file's header and descriptors; print JSON. */
   inspect?: { sif?: unknown; json: boolean };
   /** Filled in by stage 1. */
@@ -153,6 +156,7 @@ export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
     utsNamespace: field(obj, 'utsNamespace', isBool, 'a boolean'),
     ipcNamespace: field(obj, 'ipcNamespace', isBool, 'a boolean'),
     hostname: field(obj, 'hostname', optional(isString), 'a string'),
+    privileges: parsePrivilegeRequest(obj.privileges),
     user: obj.user as UserInfo | undefined,
     admin: obj.admin as AdminSettings | undefined,
     source: obj.source as ImageSource | undefined,

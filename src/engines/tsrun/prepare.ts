@@ -12,6 +12,7 @@ import { detectImage, ImageSource } from '../../images/detect';
 import { loopUsers, mountOptionsOf } from '../../images/host';
 import { AdminConfig, loadAdminConfig } from '../../config/admin';
 import type { TsrunEngineConfig, UserInfo } from './config';
+import { preparePrivileges } from './prepare-privileges';
 
 /** Where every container mounts its session tmpfs, in its own mount namespace. */
 export const DEFAULT_SESSION_DIR = '/var/lib/tsrun/mnt/session';
@@ -257,15 +258,5 @@ export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): v
     uts: cfg.utsNamespace,
     ipc: cfg.ipcNamespace,
   };
-  starter.targetUID = cfg.user.uid;
-  starter.targetGIDs = cfg.user.groups.map((g) => g.gid);
-  const caps = boundingCapabilities();
-  starter.capabilities = {
-    bounding: caps,
-    effective: caps,
-    permitted: caps,
-    inheritable: [],
-    ambient: [],
-  };
-  starter.noNewPrivs = false;
+  preparePrivileges(cfg, starter, boundingCapabilities());
 }

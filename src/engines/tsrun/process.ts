@@ -94,5 +94,10 @@ export function startProcess(cfg: TsrunEngineConfig, starter: StarterConfig): ne
   applyIdentity(starter);
   const envp = Object.entries(cmd.env).map(([k, v]) => `${k}=${v}`);
   log().verbose({ argv0: cmd.argv[0], file: cmd.file, cwd: process.cwd() }, 'exec payload');
-  return addon().execve(cmd.file, cmd.argv, envp);
+  // The filter goes to execve, which loads it on this thread as the last step before the exec.
+  const seccomp = starter.seccomp && {
+    filter: Buffer.from(starter.seccomp.filter, 'base64'),
+    flags: starter.seccomp.flags,
+  };
+  return addon().execve(cmd.file, cmd.argv, envp, seccomp);
 }
