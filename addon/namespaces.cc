@@ -1,8 +1,14 @@
 // Namespaces of the calling thread: join one (setns) or make new ones (unshare). A multi-threaded
-// process cannot use either for a user namespace; those come from cloneExec.
+// process cannot use either for a user namespace; those come from cloneExec. And the one thing a
+// new network namespace needs to be of use on its own: its loopback interface up.
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "args.h"
 #include "binding.h"
@@ -37,11 +43,30 @@ Napi::Value Unshare(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// interfaceUp(name): sets IFF_UP on a network interface of the calling thread's namespace.
+Napi::Value InterfaceUp(const Napi::CallbackInfo &info) {
+  std::string name = ToString(info[0], "name");
+  if (name.size() >= IFNAMSIZ) throw Napi::TypeError::New(info.Env(), "argument 'name' is too long");
+  int sock = static_cast<int>(Check(socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), "socket"));
+  ifreq req{};
+  std::strncpy(req.ifr_name, name.c_str(), IFNAMSIZ - 1);
+  int rc = ioctl(sock, SIOCGIFFLAGS, &req);
+  if (rc == 0) {
+    req.ifr_flags = static_cast<short>(req.ifr_flags | IFF_UP);
+    rc = ioctl(sock, SIOCSIFFLAGS, &req);
+  }
+  int err = errno;
+  close(sock);
+  if (rc == -1) throw SysError(err, "ioctl SIOCSIFFLAGS", name.c_str());
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitNamespaces(Napi::Env env, Napi::Object exports) {
   Export<Setns>(env, exports, "setns");
   Export<Unshare>(env, exports, "unshare");
+  Export<InterfaceUp>(env, exports, "interfaceUp");
 }
 
 }  // namespace tsrun

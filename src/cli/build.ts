@@ -12,6 +12,7 @@ import { detectImage, ImageSource } from '../images/detect';
 import { FsType } from '../images/sif';
 import { PartitionSource, writeSif } from '../images/sif-write';
 import { lookPath } from '../engines/tsrun/actions';
+import { loadAdminConfig } from '../config/admin';
 import { CONTAINER_PATH } from '../engines/tsrun/process';
 import { addon, ExecSpec, ExitStatus } from '../native/addon';
 import { CLONE, SIGNALS } from '../native/constants';
@@ -28,6 +29,11 @@ export interface BuildOptions {
 /** The tool's path in $PATH, as execvp would find it. */
 function which(tool: string): string {
   try {
+    if (tool === 'mksquashfs') {
+      // The admin's `mksquashfs path` names the directory to take it from.
+      const dir = loadAdminConfig().mksquashfsPath;
+      if (dir !== '') return lookPath(path.join(dir, tool), '');
+    }
     return lookPath(tool, process.env.PATH ?? CONTAINER_PATH);
   } catch (err) {
     throw wrap(err, `build needs ${tool} (Debian's squashfs-tools has mksquashfs and unsquashfs)`);

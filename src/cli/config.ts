@@ -1,5 +1,6 @@
 // Building the engine config the wrapper hands to tsrun-starter, from the parsed command line.
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { usageError } from '../common/errors';
 import { detectImage } from '../images/detect';
@@ -10,6 +11,7 @@ import {
   Action,
   BindSpec,
   parseBindSpec,
+  parseHomeSpec,
   parseOverlaySpec,
   TsrunEngineConfig,
 } from '../engines/tsrun/config';
@@ -26,6 +28,13 @@ export interface ContainerOptions extends PrivilegeFlags {
   uts?: boolean;
   hostname?: string;
   pwd?: string;
+  containall?: boolean;
+  home?: string | boolean;
+  workdir?: string;
+  scratch?: string[];
+  dns?: string;
+  net?: boolean;
+  applyCgroups?: string;
   cleanenv?: boolean;
   env?: string[];
   envFile?: string;
@@ -62,6 +71,24 @@ export function newContainerID(): string {
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** --dns: comma-separated IPv4 or IPv6 addresses. */
+export function parseDns(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const servers = value.split(',').map((s) => s.trim());
+  for (const server of servers) {
+    if (net.isIP(server) === 0) throw usageError(`--dns: '${server}' is not an IP address`);
+  }
+  return servers;
+}
+
+/** --home: commander gives `false` for --no-home, a string for -H, true for neither. */
+function homeOptions(home: string | boolean | undefined): Partial<TsrunEngineConfig> {
+  if (home === false) return { noHome: true };
+  if (typeof home !== 'string') return {};
+  const spec = parseHomeSpec(home);
+  return { homeBind: { ...spec, source: path.resolve(spec.source) } };
 }
 
 /** --env-file, then --env over it: the variables set inside. */
@@ -113,7 +140,7 @@ export function buildEngineConfig(
     action,
     args,
     env: hostEnvironment(),
-    cleanEnv: opts.cleanenv ?? false,
+    cleanEnv: (opts.cleanenv ?? false) || opts.containall === true,
     envSet: requestedEnvironment(opts.env, opts.envFile),
     cwd: process.cwd(),
     pwd: opts.pwd,
@@ -124,12 +151,18 @@ export function buildEngineConfig(
       const overlay = parseOverlaySpec(spec);
       return { ...overlay, path: path.resolve(overlay.path) };
     }),
-    contain: opts.contain ?? false,
-    pidNamespace: opts.pid ?? false,
+    contain: (opts.contain ?? false) || opts.containall === true,
+    ...homeOptions(opts.home),
+    workdir: opts.workdir === undefined ? undefined : path.resolve(opts.workdir),
+    scratch: opts.scratch?.flatMap((v) => v.split(',')),
+    dns: parseDns(opts.dns),
+    netNamespace: opts.net ?? false,
+    pidNamespace: (opts.pid ?? false) || opts.containall === true,
     utsNamespace: (opts.uts ?? false) || opts.hostname !== undefined,
-    ipcNamespace: opts.ipc ?? false,
+    ipcNamespace: (opts.ipc ?? false) || opts.containall === true,
     hostname: opts.hostname,
     privileges: privilegeRequest(opts),
+    applyCgroups: opts.applyCgroups === undefined ? undefined : path.resolve(opts.applyCgroups),
   };
   return { engineName: 'tsrun', containerID: newContainerID(), engineConfig };
 }

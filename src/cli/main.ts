@@ -36,11 +36,26 @@ function containerCommand(program: Command, name: Action, summary: string): Comm
       collect,
     )
     .option('-c, --contain', 'minimal /dev, and empty /tmp, /var/tmp and home in the session dir')
+    .option('-C, --containall', 'contain file systems, pid, ipc and environment (-c -p -i -e)')
+    .option('--no-home', 'do not mount the home directory')
+    .option('-H, --home <src[:dst]>', 'bind src as the home directory, at dst (default src)')
+    .option('-W, --workdir <dir>', 'host directory for /tmp, /var/tmp and home with --contain')
+    .option(
+      '-S, --scratch <dir>',
+      'an empty directory at dir inside (repeat; in --workdir if given)',
+      collect,
+    )
+    .option('--dns <ip,...>', 'name servers for /etc/resolv.conf, comma-separated')
+    .option(
+      '-n, --net',
+      'new network namespace with only the loopback interface (no other network yet)',
+    )
     .option('-p, --pid', 'run in a new pid namespace')
     .option('-i, --ipc', 'run in a new ipc namespace')
     .option('--uts', 'run in a new uts namespace')
     .option('--hostname <name>', 'set the hostname (implies --uts)')
     .option('--pwd <dir>', 'working directory inside the container')
+    .option('--apply-cgroups <file>', 'apply the memory, cpu and pids limits of a JSON file (root)')
     .option('-e, --cleanenv', 'pass only TERM, LANG and proxy variables of the host environment')
     .option('--env <NAME=VALUE>', "set a variable inside, over the image's (repeat)", collect)
     .option('--env-file <file>', 'set the variables of a file of NAME=VALUE lines inside');

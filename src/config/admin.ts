@@ -27,13 +27,39 @@ export interface AdminConfig {
   allowContainerSquashfs: boolean;
   allowContainerExtfs: boolean;
   allowContainerDir: boolean;
+  /** `allow pid ns`: whether --pid (and --containall) may make a pid namespace. */
+  allowPidNs: boolean;
+  /** `config passwd|group|resolv_conf`: give the container its passwd, group and resolv.conf. */
+  configPasswd: boolean;
+  configGroup: boolean;
+  configResolvConf: boolean;
+  /** `mount proc|sys|dev|devpts|home|tmp`. */
+  mountProc: boolean;
+  mountSys: boolean;
+  mountDev: 'yes' | 'no' | 'minimal';
+  mountDevpts: boolean;
+  mountHome: boolean;
+  mountTmp: boolean;
+  /** `bind path` lines: src[:dst] binds made in every container (a missing source is skipped). */
+  bindPath: string[];
+  /** `user bind control`: whether users may give -B/--bind and --scratch. */
+  userBindControl: boolean;
+  /** `memory fs type`: tmpfs or ramfs for the session dir and the --writable-tmpfs layer. */
+  memoryFsType: 'tmpfs' | 'ramfs';
+  /** `limit container owners|groups|paths`: comma-separated; empty for no limit. */
+  limitContainerOwners: string[];
+  limitContainerGroups: string[];
+  limitContainerPaths: string[];
+  /** `mksquashfs path`: the directory of mksquashfs for build; empty for $PATH. */
+  mksquashfsPath: string;
 }
 
 type Kind =
   | { type: 'bool' }
   | { type: 'uint'; min: number; max: number }
   | { type: 'enum'; values: string[] }
-  | { type: 'string' };
+  | { type: 'string' }
+  | { type: 'list' };
 
 interface Directive {
   kind: Kind;
@@ -48,6 +74,7 @@ interface Directive {
 
 const yes = { type: 'bool' } as const;
 const text = { type: 'string' } as const;
+const list = { type: 'list' } as const;
 
 /** Every directive tsrun knows, by its name in the file. */
 const DIRECTIVES: Record<string, Directive> = {
@@ -65,25 +92,35 @@ const DIRECTIVES: Record<string, Directive> = {
   'allow container squashfs': { kind: yes, field: 'allowContainerSquashfs', default: 'yes' },
   'allow container extfs': { kind: yes, field: 'allowContainerExtfs', default: 'yes' },
   'allow container dir': { kind: yes, field: 'allowContainerDir', default: 'yes' },
-  // Not enforced yet: only what tsrun does is accepted.
-  'allow setuid': { kind: yes, default: 'yes', only: ['yes'] },
-  'allow pid ns': { kind: yes, default: 'yes', only: ['yes'] },
-  'config passwd': { kind: yes, default: 'yes', only: ['yes'] },
-  'config group': { kind: yes, default: 'yes', only: ['yes'] },
-  'config resolv_conf': { kind: yes, default: 'yes', only: ['yes'] },
-  'mount proc': { kind: yes, default: 'yes', only: ['yes'] },
-  'mount sys': { kind: yes, default: 'yes', only: ['yes'] },
+  'allow pid ns': { kind: yes, field: 'allowPidNs', default: 'yes' },
+  'config passwd': { kind: yes, field: 'configPasswd', default: 'yes' },
+  'config group': { kind: yes, field: 'configGroup', default: 'yes' },
+  'config resolv_conf': { kind: yes, field: 'configResolvConf', default: 'yes' },
+  'mount proc': { kind: yes, field: 'mountProc', default: 'yes' },
+  'mount sys': { kind: yes, field: 'mountSys', default: 'yes' },
   'mount dev': {
     kind: { type: 'enum', values: ['yes', 'no', 'minimal'] },
+    field: 'mountDev',
     default: 'yes',
-    only: ['yes'],
   },
-  'mount devpts': { kind: yes, default: 'yes', only: ['yes'] },
-  'mount home': { kind: yes, default: 'yes', only: ['yes'] },
-  'mount tmp': { kind: yes, default: 'yes', only: ['yes'] },
+  'mount devpts': { kind: yes, field: 'mountDevpts', default: 'yes' },
+  'mount home': { kind: yes, field: 'mountHome', default: 'yes' },
+  'mount tmp': { kind: yes, field: 'mountTmp', default: 'yes' },
+  'bind path': { kind: text, field: 'bindPath', default: '', repeat: true },
+  'user bind control': { kind: yes, field: 'userBindControl', default: 'yes' },
+  'memory fs type': {
+    kind: { type: 'enum', values: ['tmpfs', 'ramfs'] },
+    field: 'memoryFsType',
+    default: 'tmpfs',
+  },
+  'limit container owners': { kind: list, field: 'limitContainerOwners', default: '' },
+  'limit container groups': { kind: list, field: 'limitContainerGroups', default: '' },
+  'limit container paths': { kind: list, field: 'limitContainerPaths', default: '' },
+  'mksquashfs path': { kind: text, field: 'mksquashfsPath', default: '' },
+  // Not enforced yet: only what tsrun does is accepted.
+  'allow setuid': { kind: yes, default: 'yes', only: ['yes'] },
   'mount hostfs': { kind: yes, default: 'no', only: ['no'] },
   'mount slave': { kind: yes, default: 'yes', only: ['yes'] },
-  'user bind control': { kind: yes, default: 'yes', only: ['yes'] },
   'enable overlay': {
     kind: { type: 'enum', values: ['yes', 'no', 'try'] },
     default: 'try',
@@ -95,17 +132,7 @@ const DIRECTIVES: Record<string, Directive> = {
     default: 'full',
     only: ['full'],
   },
-  'memory fs type': {
-    kind: { type: 'enum', values: ['tmpfs', 'ramfs'] },
-    default: 'tmpfs',
-    only: ['tmpfs'],
-  },
   'always use nv': { kind: yes, default: 'no', only: ['no'] },
-  'bind path': { kind: text, default: '', repeat: true, only: [] },
-  'limit container owners': { kind: text, default: '', only: [] },
-  'limit container groups': { kind: text, default: '', only: [] },
-  'limit container paths': { kind: text, default: '', only: [] },
-  'mksquashfs path': { kind: text, default: '', only: [] },
   'autofs bug path': { kind: text, default: '', repeat: true, only: [] },
 };
 
@@ -115,9 +142,17 @@ function configError(file: string, line: number | null, message: string): Error 
   return usageError(`tsrun.conf ${where}: ${message}`);
 }
 
+type Value = boolean | number | string | string[];
+
 /** Checks one value against its directive's kind; returns it parsed. */
-function parseValue(name: string, d: Directive, value: string): boolean | number | string {
+function parseValue(name: string, d: Directive, value: string): Value {
   const kind = d.kind;
+  if (kind.type === 'list') {
+    return value
+      .split(',')
+      .map((v) => v.trim())
+      .filter((v) => v !== '');
+  }
   if (kind.type === 'bool') {
     if (value !== 'yes' && value !== 'no') throw new Error(`'${name}' must be yes or no`);
     return value === 'yes';
@@ -139,7 +174,8 @@ function parseValue(name: string, d: Directive, value: string): boolean | number
 export function defaultAdminConfig(): AdminConfig {
   const conf: Record<string, unknown> = {};
   for (const [name, d] of Object.entries(DIRECTIVES)) {
-    if (d.field !== undefined) conf[d.field] = parseValue(name, d, d.default);
+    if (d.field === undefined) continue;
+    conf[d.field] = d.repeat ? [] : parseValue(name, d, d.default);
   }
   return conf as unknown as AdminConfig;
 }
@@ -163,7 +199,7 @@ export function parseAdminConfig(textOfFile: string, file: string): AdminConfig 
       throw configError(file, line, `'${name}' is given twice (first on line ${first})`);
     }
     seen.set(name, line);
-    let parsed: boolean | number | string;
+    let parsed: Value;
     try {
       parsed = parseValue(name, d, value);
     } catch (err) {
@@ -177,7 +213,12 @@ export function parseAdminConfig(textOfFile: string, file: string): AdminConfig 
         `'${name} = ${value}' is not supported by tsrun yet (it accepts ${accepted})`,
       );
     }
-    if (d.field !== undefined) conf[d.field] = parsed;
+    if (d.field === undefined) return;
+    if (d.repeat) {
+      if (value !== '') (conf[d.field] as string[]).push(value);
+    } else {
+      conf[d.field] = parsed;
+    }
   });
   return conf as unknown as AdminConfig;
 }

@@ -171,6 +171,8 @@ export interface Addon {
     directIO: boolean,
     options?: { maxDevices?: number; shared?: boolean },
   ): { device: string; fd: number; shared: boolean };
+  /** Sets IFF_UP on the network interface `name` of this thread's network namespace. */
+  interfaceUp(name: string): void;
   /** mknod(2) (mode includes the file type bits), for minimal /dev nodes. */
   mknod(path: string, mode: number, major: number, minor: number): void;
 

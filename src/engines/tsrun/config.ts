@@ -5,6 +5,7 @@ import { usageError } from '../../common/errors';
 import type { ImageSource } from '../../images/detect';
 import type { AdminConfig } from '../../config/admin';
 import { parsePrivilegeRequest, PrivilegeRequest } from './privileges';
+import type { LinuxResources } from './cgroups-spec';
 
 export type Action = 'exec' | 'run' | 'shell' | 'inspect';
 
@@ -54,12 +55,30 @@ export interface TsrunEngineConfig {
   writableTmpfs?: boolean;
   overlays?: OverlaySpec[];
   contain: boolean;
+  /** --no-home: no home directory mount. */
+  noHome?: boolean;
+  /** -H/--home src[:dst]: the home directory bound from src (dst, default src, is $HOME). */
+  homeBind?: { source: string; destination: string };
+  /** -W/--workdir: host directory for /tmp, /var/tmp, home and scratch of a contained run. */
+  workdir?: string;
+  /** -S/--scratch: empty directories made at these paths inside. */
+  scratch?: string[];
+  /** --dns: name servers written into the container's /etc/resolv.conf. */
+  dns?: string[];
+  /** -n/--net: a new network namespace with only the loopback interface, up. */
+  netNamespace?: boolean;
+  /** -p without --no-init: an init runs as pid 1 and the payload as its child. */
+  noInit?: boolean;
   pidNamespace: boolean;
   utsNamespace: boolean;
   ipcNamespace: boolean;
   hostname?: string;
   /** --keep-privs, --no-privs, --add-caps, --drop-caps, --security. */
   privileges?: PrivilegeRequest;
+  /** --apply-cgroups: the file holding an OCI `linux.resources` object, in JSON. */
+  applyCgroups?: string;
+  /** That file's resources, as stage 1 read and checked them. */
+  cgroups?: LinuxResources;
   /** inspect: what the wrapper read of a SIF file's header and descriptors; print JSON. */
   inspect?: { sif?: unknown; json: boolean };
   /** Filled in by stage 1. */
@@ -73,8 +92,23 @@ export interface TsrunEngineConfig {
 /** What of tsrun.conf the container's creation needs, as stage 1 read it. */
 export type AdminSettings = Pick<
   AdminConfig,
-  'maxLoopDevices' | 'sharedLoopDevices' | 'sessiondirMaxSize'
->;
+  | 'maxLoopDevices'
+  | 'sharedLoopDevices'
+  | 'sessiondirMaxSize'
+  | 'memoryFsType'
+  | 'configPasswd'
+  | 'configGroup'
+  | 'configResolvConf'
+  | 'mountProc'
+  | 'mountSys'
+  | 'mountDev'
+  | 'mountDevpts'
+  | 'mountHome'
+  | 'mountTmp'
+> & {
+  /** The `bind path` binds whose source exists, parsed. */
+  binds: BindSpec[];
+};
 
 type Obj = Record<string, unknown>;
 
@@ -88,6 +122,7 @@ const isString = (v: unknown): boolean => typeof v === 'string';
 const isBool = (v: unknown): boolean => typeof v === 'boolean';
 const isAbsolute = (v: unknown): boolean => typeof v === 'string' && v.startsWith('/');
 const isStringArray = (v: unknown): boolean => Array.isArray(v) && v.every(isString);
+const isAbsoluteArray = (v: unknown): boolean => Array.isArray(v) && v.every(isAbsolute);
 const optional = (check: (v: unknown) => boolean) => (v: unknown) => v === undefined || check(v);
 
 function isEnv(v: unknown): boolean {
@@ -113,6 +148,26 @@ function parseOverlay(value: unknown, index: number): OverlaySpec {
     readonly: field(obj, 'readonly', isBool, `a boolean (overlays[${index}])`),
     source: obj.source as ImageSource | undefined,
   };
+}
+
+function parseHomeBind(value: unknown): TsrunEngineConfig['homeBind'] {
+  if (value === undefined) return undefined;
+  const obj = (typeof value === 'object' && value !== null ? value : {}) as Obj;
+  return {
+    source: field(obj, 'source', isAbsolute, 'an absolute path (homeBind)'),
+    destination: field(obj, 'destination', isAbsolute, 'an absolute path (homeBind)'),
+  };
+}
+
+/** Parses one -H/--home value: src[:dst]. */
+export function parseHomeSpec(spec: string): { source: string; destination: string } {
+  const parts = spec.split(':');
+  if (parts.length > 2 || parts[0] === '') throw usageError(`--home '${spec}': expected src[:dst]`);
+  const [source, destination = source] = parts;
+  if (!destination.startsWith('/')) {
+    throw usageError(`--home '${spec}': destination '${destination}' must be an absolute path`);
+  }
+  return { source, destination };
 }
 
 /** Parses one --overlay value: PATH[:ro]. */
@@ -152,11 +207,20 @@ export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
       'an array',
     )?.map(parseOverlay),
     contain: field(obj, 'contain', isBool, 'a boolean'),
+    noHome: field(obj, 'noHome', optional(isBool), 'a boolean'),
+    homeBind: parseHomeBind(obj.homeBind),
+    workdir: field(obj, 'workdir', optional(isAbsolute), 'an absolute path'),
+    scratch: field(obj, 'scratch', optional(isAbsoluteArray), 'an array of absolute paths'),
+    dns: field(obj, 'dns', optional(isStringArray), 'an array of strings'),
+    netNamespace: field(obj, 'netNamespace', optional(isBool), 'a boolean'),
+    noInit: field(obj, 'noInit', optional(isBool), 'a boolean'),
     pidNamespace: field(obj, 'pidNamespace', isBool, 'a boolean'),
     utsNamespace: field(obj, 'utsNamespace', isBool, 'a boolean'),
     ipcNamespace: field(obj, 'ipcNamespace', isBool, 'a boolean'),
     hostname: field(obj, 'hostname', optional(isString), 'a string'),
     privileges: parsePrivilegeRequest(obj.privileges),
+    applyCgroups: field(obj, 'applyCgroups', optional(isAbsolute), 'an absolute path'),
+    cgroups: obj.cgroups as LinuxResources | undefined,
     user: obj.user as UserInfo | undefined,
     admin: obj.admin as AdminSettings | undefined,
     source: obj.source as ImageSource | undefined,

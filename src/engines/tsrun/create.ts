@@ -15,7 +15,7 @@ import { MS, mountAttrNames, mountFlagNames } from '../../native/constants';
 import type { RpcClient } from '../../rpc/client';
 import type { ImageSource } from '../../images/detect';
 import type { AdminSettings, OverlaySpec, TsrunEngineConfig, UserInfo } from './config';
-import { makeGroup, makePasswd } from './identity';
+import { makeGroup, makePasswd, makeResolvConf } from './identity';
 import {
   CONTAINED_DEVICES,
   cwdMountPoint,
@@ -23,6 +23,8 @@ import {
   DEVPTS_MOUNT,
   MountPoint,
   overlayPath,
+  containedSources,
+  minimalDev,
   planMountPoints,
   SessionPaths,
   sessionPaths,
@@ -123,14 +125,19 @@ class Builder {
       flags: MS.REC | MS.SLAVE,
       data: null,
     });
-    this.mount(context, { source: 'tmpfs', target: this.s.root, fstype: 'tmpfs', flags, data });
+    const fstype = this.admin.memoryFsType;
+    this.mount(context, { source: fstype, target: this.s.root, fstype, flags, data });
     for (const dir of [this.s.rootfs, this.s.layer, this.s.final, this.s.files]) {
       this.mkdir(context, dir);
     }
-    if (this.cfg.contain) {
+    if (this.cfg.contain && this.cfg.workdir === undefined) {
       this.mkdir(context, this.s.tmp, 0o1777);
       this.mkdir(context, this.s.varTmp, 0o1777);
       this.mkdir(context, this.s.home, 0o755);
+    }
+    if (this.cfg.workdir === undefined) {
+      const sources = containedSources(this.cfg, this.s);
+      (this.cfg.scratch ?? []).forEach((dest, i) => this.mkdir(context, sources.scratch(dest, i)));
     }
   }
 
@@ -197,8 +204,11 @@ class Builder {
 
   /** /etc/passwd and /etc/group with the user in them, written to the session dir. */
   identityFiles(user: UserInfo, passwd: string, group: string): void {
-    const context = 'writing /etc/passwd and /etc/group';
-    const files = { passwd: makePasswd(passwd, user), group: makeGroup(group, user) };
+    const context = 'writing /etc/passwd, /etc/group and /etc/resolv.conf';
+    const files: Record<string, string> = {};
+    if (this.admin.configPasswd) files.passwd = makePasswd(passwd, user);
+    if (this.admin.configGroup) files.group = makeGroup(group, user);
+    if (this.cfg.dns !== undefined) files['resolv.conf'] = makeResolvConf(this.cfg.dns);
     for (const [name, text] of Object.entries(files)) {
       const args = { path: `${this.s.files}/${name}`, data: Buffer.from(text), mode: 0o644 };
       void this.call(context, Method.WriteFile, args);
@@ -281,7 +291,8 @@ class Builder {
       const target = this.s.writable;
       this.mkdir(context, target);
       const flags = MS.NOSUID | MS.NODEV;
-      this.mount(context, { source: 'tmpfs', target, fstype: 'tmpfs', flags, data });
+      const fstype = this.admin.memoryFsType;
+      this.mount(context, { source: fstype, target, fstype, flags, data });
       layers.upper = this.upperLayer(context, target);
     }
     return layers;
@@ -315,7 +326,7 @@ class Builder {
       const args = { path: point.dest, recursive: true, attrSet: point.attrs, attrClr: 0, root };
       void this.call(context, Method.MountSetattr, args);
     }
-    if (point.what === 'dev' && this.cfg.contain) this.containedDev(context, root);
+    if (point.what === 'dev' && minimalDev(this.cfg)) this.containedDev(context, root);
   }
 
   /** The minimal /dev of --contain, on the tmpfs just mounted at /dev. */
@@ -330,8 +341,10 @@ class Builder {
         root,
       );
     }
-    this.mkdir(context, '/dev/pts', 0o755, root);
-    this.mount(context, DEVPTS_MOUNT, root);
+    if (this.admin.mountDevpts) {
+      this.mkdir(context, '/dev/pts', 0o755, root);
+      this.mount(context, DEVPTS_MOUNT, root);
+    }
     this.mkdir(context, '/dev/shm', 0o1777, root);
     this.mount(context, SHM_MOUNT, root);
     for (const [target, linkpath] of DEV_SYMLINKS) {
@@ -374,6 +387,9 @@ export async function createContainer(
   const layer = b.layer([...planned, ...cwdList], [...(await Promise.all(found)), ...cwdResolved]);
   const root = b.finalRoot(layer.used, layers);
   for (const point of layer.points) b.mountPoint(point, root);
+  if (cfg.netNamespace === true) {
+    void b.call('bringing the loopback interface up', Method.LoopbackUp, {});
+  }
   if (cfg.hostname !== undefined) {
     const name = cfg.hostname;
     void b.call(`setting hostname '${name}'`, Method.SetHostname, { name });

@@ -47,3 +47,8 @@ export function makeGroup(image: string, user: UserInfo): string {
   }
   return withNewline(text);
 }
+
+/** /etc/resolv.conf for --dns: one nameserver line per server, in order. */
+export function makeResolvConf(servers: string[]): string {
+  return servers.map((s) => `nameserver ${s}\n`).join('');
+}

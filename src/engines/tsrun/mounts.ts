@@ -19,6 +19,7 @@ export function sessionPaths(session: string) {
     home: `${session}/home`, // the home directory with --contain
     overlays: `${session}/overlays`, // mount points of --overlay image files
     writable: `${session}/writable`, // the tmpfs of --writable-tmpfs
+    scratch: `${session}/scratch`, // --scratch directories without --workdir
   };
 }
 export type SessionPaths = ReturnType<typeof sessionPaths>;
@@ -65,33 +66,58 @@ function pseudo(fstype: string, dest: string, flags: number, data: string | null
 
 const NOSUID_NODEV_NOEXEC = MS.NOSUID | MS.NODEV | MS.NOEXEC;
 
+/** Whether /dev is the minimal one: with --contain, or when the admin says `mount dev = minimal`. */
+export function minimalDev(cfg: TsrunEngineConfig): boolean {
+  const dev = cfg.admin?.mountDev ?? 'yes';
+  return dev === 'minimal' || (dev === 'yes' && cfg.contain);
+}
+
+/** The directory name of the index-th --scratch directory, where its files live on the host. */
+export function scratchName(dest: string, index: number): string {
+  return `${index}-${path.posix.basename(dest) || 'root'}`;
+}
+
+/** Where /tmp, /var/tmp, home and scratch come from in a contained run. */
+export function containedSources(cfg: TsrunEngineConfig, s: SessionPaths) {
+  const w = cfg.workdir;
+  return {
+    tmp: w === undefined ? s.tmp : `${w}/tmp`,
+    varTmp: w === undefined ? s.varTmp : `${w}/var_tmp`,
+    home: w === undefined ? s.home : `${w}/home`,
+    scratch: (dest: string, index: number) =>
+      `${w === undefined ? s.scratch : `${w}/scratch`}/${scratchName(dest, index)}`,
+  };
+}
+
 function systemMountPoints(cfg: TsrunEngineConfig, s: SessionPaths): MountPoint[] {
-  const points: MountPoint[] = [
-    {
-      dest: '/proc',
-      kind: 'dir',
-      what: 'proc',
-      mounts: [pseudo('proc', '/proc', NOSUID_NODEV_NOEXEC, null)],
-    },
-    {
-      dest: '/sys',
-      kind: 'dir',
-      what: 'sysfs',
-      mounts: [pseudo('sysfs', '/sys', NOSUID_NODEV_NOEXEC, null)],
-    },
-    {
+  const admin = cfg.admin;
+  const points: MountPoint[] = [];
+  if (admin?.mountProc ?? true) {
+    const mounts = [pseudo('proc', '/proc', NOSUID_NODEV_NOEXEC, null)];
+    points.push({ dest: '/proc', kind: 'dir', what: 'proc', mounts });
+  }
+  if (admin?.mountSys ?? true) {
+    const mounts = [pseudo('sysfs', '/sys', NOSUID_NODEV_NOEXEC, null)];
+    points.push({ dest: '/sys', kind: 'dir', what: 'sysfs', mounts });
+  }
+  if ((admin?.mountDev ?? 'yes') !== 'no') {
+    const minimal = minimalDev(cfg);
+    points.push({
       dest: '/dev',
       kind: 'dir',
       what: 'dev',
-      mounts: cfg.contain
+      mounts: minimal
         ? [pseudo('tmpfs', '/dev', MS.NOSUID | MS.NOEXEC, 'mode=755,size=1m')]
         : [{ source: '/dev', target: '/dev', fstype: null, flags: MS.BIND | MS.REC, data: null }],
-      attrs: cfg.contain ? undefined : MOUNT_ATTR.NOSUID,
-    },
-  ];
-  const tmp = cfg.contain ? s.tmp : '/tmp';
-  const varTmp = cfg.contain ? s.varTmp : '/var/tmp';
-  points.push(bindPoint('tmp', tmp, '/tmp'), bindPoint('tmp', varTmp, '/var/tmp'));
+      attrs: minimal ? undefined : MOUNT_ATTR.NOSUID,
+    });
+  }
+  if (admin?.mountTmp ?? true) {
+    const sources = containedSources(cfg, s);
+    const tmp = cfg.contain ? sources.tmp : '/tmp';
+    const varTmp = cfg.contain ? sources.varTmp : '/var/tmp';
+    points.push(bindPoint('tmp', tmp, '/tmp'), bindPoint('tmp', varTmp, '/var/tmp'));
+  }
   return points;
 }
 
@@ -100,32 +126,48 @@ function isUnder(p: string, dir: string): boolean {
 }
 
 function homeMountPoint(cfg: TsrunEngineConfig, s: SessionPaths): MountPoint | undefined {
+  if (cfg.homeBind !== undefined) {
+    return bindPoint('home', cfg.homeBind.source, cfg.homeBind.destination);
+  }
   const home = cfg.user?.home;
-  if (home === undefined || home === '/') return undefined;
-  const source = cfg.contain ? s.home : home;
+  if (home === undefined || home === '/' || cfg.noHome === true) return undefined;
+  if (!(cfg.admin?.mountHome ?? true)) return undefined;
+  const source = cfg.contain ? containedSources(cfg, s).home : home;
   return bindPoint('home', source, home);
 }
 
 /**
- * The mount points of a container, in mount order: system mounts, home, identity files, user
- * binds. The working directory is decided later (it depends on what the image holds).
+ * The mount points of a container, in mount order: system mounts, home, identity files, the
+ * admin's binds, scratch directories, user binds. The working directory is decided later (it
+ * depends on what the image holds).
  */
 export function planMountPoints(
   cfg: TsrunEngineConfig,
   s: SessionPaths,
   isDir: (hostPath: string) => boolean,
 ): MountPoint[] {
+  const admin = cfg.admin;
   const points = systemMountPoints(cfg, s);
   const home = homeMountPoint(cfg, s);
   if (home !== undefined) points.push(home);
-  for (const name of ['passwd', 'group']) {
-    const file = { kind: 'file', readonly: true } as const;
-    points.push(bindPoint(name, `${s.files}/${name}`, `/etc/${name}`, file));
+  const file = { kind: 'file', readonly: true } as const;
+  if (admin?.configPasswd ?? true)
+    points.push(bindPoint('passwd', `${s.files}/passwd`, '/etc/passwd', file));
+  if (admin?.configGroup ?? true)
+    points.push(bindPoint('group', `${s.files}/group`, '/etc/group', file));
+  if (admin?.configResolvConf ?? true) {
+    const source = cfg.dns !== undefined ? `${s.files}/resolv.conf` : '/etc/resolv.conf';
+    points.push(bindPoint('resolv.conf', source, '/etc/resolv.conf', { ...file, optional: true }));
   }
-  for (const name of ['hosts', 'resolv.conf']) {
-    const file = { kind: 'file', readonly: true, optional: true } as const;
-    points.push(bindPoint(name, `/etc/${name}`, `/etc/${name}`, file));
+  for (const bind of admin?.binds ?? []) {
+    const kind = isDir(bind.source) ? 'dir' : 'file';
+    const dest = path.posix.normalize(bind.destination);
+    points.push(bindPoint('bind path', bind.source, dest, { kind, readonly: bind.readonly }));
   }
+  const sources = containedSources(cfg, s);
+  (cfg.scratch ?? []).forEach((dest, index) => {
+    points.push(bindPoint('scratch', sources.scratch(dest, index), path.posix.normalize(dest)));
+  });
   for (const bind of cfg.binds) {
     const kind = isDir(bind.source) ? 'dir' : 'file';
     const dest = path.posix.normalize(bind.destination);

@@ -11,8 +11,10 @@ import { log } from '../../common/log';
 import { detectImage, ImageSource } from '../../images/detect';
 import { loopUsers, mountOptionsOf } from '../../images/host';
 import { AdminConfig, loadAdminConfig } from '../../config/admin';
+import { prepareCgroups } from './cgroups';
 import type { TsrunEngineConfig, UserInfo } from './config';
 import { preparePrivileges } from './prepare-privileges';
+import { adminSettings, applyPolicy, checkContainerLimits } from './policy';
 
 /** Where every container mounts its session tmpfs, in its own mount namespace. */
 export const DEFAULT_SESSION_DIR = '/var/lib/tsrun/mnt/session';
@@ -234,29 +236,30 @@ export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): v
     throw usageError('running as a non-root user needs the user-namespace mode: not supported yet');
   }
   const admin = loadAdminConfig();
-  cfg.admin = {
-    maxLoopDevices: admin.maxLoopDevices,
-    sharedLoopDevices: admin.sharedLoopDevices,
-    sessiondirMaxSize: admin.sessiondirMaxSize,
-  };
+  cfg.admin = adminSettings(admin);
   cfg.image = path.resolve(cfg.image);
   cfg.source = checkImage(cfg, admin);
+  checkContainerLimits(cfg.image, admin);
   // What an overlay is, stage 1 finds out itself: a source in the request is not trusted.
   cfg.overlays = (cfg.overlays ?? []).map(({ path: file, readonly }) => ({ path: file, readonly }));
   addSifOverlay(cfg, cfg.source);
   checkOverlays(cfg);
   checkBinds(cfg);
   cfg.user = currentUser();
+  applyPolicy(cfg, admin);
   // Not from the request: where the mounts go is not the caller's choice.
   cfg.sessionDir = DEFAULT_SESSION_DIR;
   checkHostname(cfg.hostname);
   if (cfg.hostname !== undefined) cfg.utsNamespace = true;
+  // The limits come from the file, read here: resources in the request are not trusted.
+  cfg.cgroups = cfg.applyCgroups === undefined ? undefined : prepareCgroups(cfg.applyCgroups);
 
   starter.namespaces = {
     mnt: true,
     pid: cfg.pidNamespace,
     uts: cfg.utsNamespace,
     ipc: cfg.ipcNamespace,
+    net: cfg.netNamespace === true,
   };
   preparePrivileges(cfg, starter, boundingCapabilities());
 }

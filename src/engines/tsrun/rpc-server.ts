@@ -287,6 +287,10 @@ export const tsrunMethods: Table = {
     handler: ({ path, mode, root }) => mkdirAll(root ?? '/', path, mode),
   },
   Chroot: { validate: shape<T.ChrootArgs>({ root: 'path' }), handler: chroot },
+  LoopbackUp: {
+    validate: shape<Record<string, never>>({}),
+    handler: () => (addon().interfaceUp('lo'), null),
+  },
   SetHostname: {
     validate: validateHostname,
     handler: ({ name }) => (addon().sethostname(name), null),

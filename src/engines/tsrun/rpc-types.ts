@@ -12,6 +12,7 @@ export const Method = {
   MkdirAll: 'MkdirAll',
   Chroot: 'Chroot',
   SetHostname: 'SetHostname',
+  LoopbackUp: 'LoopbackUp',
   HasNamespace: 'HasNamespace',
   SetFsID: 'SetFsID',
   Symlink: 'Symlink',
@@ -177,6 +178,8 @@ export interface MethodTypes {
   MkdirAll: { args: MkdirAllArgs; result: string[] };
   Chroot: { args: ChrootArgs; result: null };
   SetHostname: { args: SetHostnameArgs; result: null };
+  /** Brings the loopback interface of the server's network namespace up. */
+  LoopbackUp: { args: Record<string, never>; result: null };
   HasNamespace: { args: HasNamespaceArgs; result: boolean };
   SetFsID: { args: SetFsIDArgs; result: null };
   Symlink: { args: SymlinkArgs; result: null };

@@ -27,6 +27,23 @@ describe('admin config (tsrun.conf)', () => {
       allowContainerSquashfs: true,
       allowContainerExtfs: true,
       allowContainerDir: true,
+      allowPidNs: true,
+      configPasswd: true,
+      configGroup: true,
+      configResolvConf: true,
+      mountProc: true,
+      mountSys: true,
+      mountDev: 'yes',
+      mountDevpts: true,
+      mountHome: true,
+      mountTmp: true,
+      bindPath: [],
+      userBindControl: true,
+      memoryFsType: 'tmpfs',
+      limitContainerOwners: [],
+      limitContainerGroups: [],
+      limitContainerPaths: [],
+      mksquashfsPath: '',
     });
   });
 
@@ -71,13 +88,22 @@ describe('admin config (tsrun.conf)', () => {
   });
 
   it("accepts Singularity directives that match tsrun's behaviour and refuses the others", () => {
-    const same = parse('mount proc = yes\nenable overlay = try\nmount hostfs = no\n');
+    const same = parse('mount slave = yes\nenable overlay = try\nmount hostfs = no\n');
     expect(same).to.deep.equal(defaultAdminConfig());
-    expect(() => parse('mount proc = no')).to.throw(
-      /line 1: 'mount proc = no' is not supported by tsrun yet \(it accepts yes\)/,
+    expect(() => parse('mount hostfs = yes')).to.throw(
+      /line 1: 'mount hostfs = yes' is not supported by tsrun yet \(it accepts no\)/,
     );
-    expect(() => parse('limit container paths = /opt')).to.throw(/not supported by tsrun yet/);
+    expect(() => parse('root default capabilities = file')).to.throw(/not supported by tsrun yet/);
     expect(() => parse('mount dev = sometimes')).to.throw(/one of yes, no, minimal/);
+  });
+
+  it('reads lists and repeated directives', () => {
+    const conf = parse(
+      'bind path = /etc/hosts\nbind path = /opt:/mnt\nlimit container paths = /a, /b ,\nmount dev = minimal',
+    );
+    expect(conf.bindPath).to.deep.equal(['/etc/hosts', '/opt:/mnt']);
+    expect(conf.limitContainerPaths).to.deep.equal(['/a', '/b']);
+    expect(conf.mountDev).to.equal('minimal');
   });
 
   it('loads a root-owned file and refuses one others can write or that is a symlink', function () {
@@ -101,7 +127,10 @@ describe('admin config (tsrun.conf)', () => {
   it("uses the install's file unless root names another", () => {
     expect(adminConfigFile({})).to.equal(DEFAULT_CONFIG_FILE);
     expect(fs.existsSync(DEFAULT_CONFIG_FILE), DEFAULT_CONFIG_FILE).to.equal(true);
-    expect(loadAdminConfig(DEFAULT_CONFIG_FILE)).to.deep.equal(defaultAdminConfig());
+    expect(loadAdminConfig(DEFAULT_CONFIG_FILE)).to.deep.equal({
+      ...defaultAdminConfig(),
+      bindPath: ['/etc/localtime', '/etc/hosts'],
+    });
     if (process.getuid!() === 0) {
       expect(adminConfigFile({ TSRUN_CONF: 'x.conf' })).to.equal(path.resolve('x.conf'));
     }

@@ -8,15 +8,25 @@ import {
 } from '../../../src/engines/tsrun/mounts';
 import { makeGroup, makePasswd } from '../../../src/engines/tsrun/identity';
 import { MOUNT_ATTR, MS } from '../../../src/native/constants';
+import { defaultAdminConfig } from '../../../src/config/admin';
+import { adminSettings } from '../../../src/engines/tsrun/policy';
 
 const user = ALICE;
 const config = tsrunConfig;
 const s = sessionPaths('/s');
 const allDirs = () => true;
+const settings = adminSettings(defaultAdminConfig());
 
 describe('mount plan', () => {
-  it('mounts proc, sys, dev, tmp, var/tmp, home, identity files, then binds, in that order', () => {
-    const cfg = config({ binds: [{ source: '/data', destination: '/mnt', readonly: true }] });
+  it('mounts proc, sys, dev, tmp, var/tmp, home, identity files, admin binds, scratch, then binds, in that order', () => {
+    const cfg = config({
+      binds: [{ source: '/data', destination: '/mnt', readonly: true }],
+      scratch: ['/scratch'],
+      admin: {
+        ...settings,
+        binds: [{ source: '/etc/hosts', destination: '/etc/hosts', readonly: false }],
+      },
+    });
     const dests = planMountPoints(cfg, s, allDirs).map((p) => p.dest);
     expect(dests).to.deep.equal([
       '/proc',
@@ -27,10 +37,45 @@ describe('mount plan', () => {
       '/home/alice',
       '/etc/passwd',
       '/etc/group',
-      '/etc/hosts',
       '/etc/resolv.conf',
+      '/etc/hosts',
+      '/scratch',
       '/mnt',
     ]);
+  });
+
+  it("leaves out what the admin's mount and config directives turn off", () => {
+    const off = {
+      ...settings,
+      mountProc: false,
+      mountSys: false,
+      mountDev: 'no' as const,
+      mountHome: false,
+      mountTmp: false,
+      configPasswd: false,
+      configGroup: false,
+      configResolvConf: false,
+    };
+    expect(planMountPoints(config({ admin: off }), s, allDirs)).to.deep.equal([]);
+  });
+
+  it('takes home from --home, none with --no-home, and tmp and home from --workdir when contained', () => {
+    const home = { source: '/data/h', destination: '/home/x' };
+    const custom = planMountPoints(config({ homeBind: home }), s, allDirs);
+    const bound = custom.find((p) => p.what === 'home')!;
+    expect([bound.dest, bound.mounts[0].source]).to.deep.equal(['/home/x', '/data/h']);
+    const none = planMountPoints(config({ noHome: true }), s, allDirs);
+    expect(none.some((p) => p.what === 'home')).to.equal(false);
+    const contained = planMountPoints(
+      config({ contain: true, workdir: '/w', scratch: ['/s'] }),
+      s,
+      allDirs,
+    );
+    const source = (dest: string) => contained.find((p) => p.dest === dest)!.mounts[0].source;
+    expect(source('/tmp')).to.equal('/w/tmp');
+    expect(source('/var/tmp')).to.equal('/w/var_tmp');
+    expect(source('/home/alice')).to.equal('/w/home');
+    expect(source('/s')).to.equal('/w/scratch/0-s');
   });
 
   it('makes every bind nosuid and nodev, and a :ro bind read-only, recursively', () => {

@@ -1,0 +1,235 @@
+// What the payload sees, flag by flag, on a Debian rootfs, as root: the environment, home, the
+// working directory, /dev, mounts, name servers, the network, and the admin's tsrun.conf
+// directives. The expected values are Singularity 3.1's where the README says tsrun follows it.
+import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  BUSYBOX,
+  DEBIAN,
+  expectNothingLeftBehind,
+  requireImage,
+  Result,
+  tsrun,
+} from '../helpers/run';
+
+describe('what the payload sees (Debian rootfs)', function () {
+  let dir: string;
+
+  this.beforeAll(function () {
+    requireImage(this, DEBIAN, 'run scripts/make-debian-rootfs.sh');
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-view-'));
+  });
+  this.afterAll(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  expectNothingLeftBehind();
+
+  const sh = (args: string[], script: string, env?: NodeJS.ProcessEnv): Result =>
+    tsrun(['exec', ...args, DEBIAN, 'sh', '-c', script], { cwd: '/tmp', env });
+
+  it('passes the host environment, with prefixed variables and --env over the image', () => {
+    const env = {
+      ...process.env,
+      HOSTVAR: 'host',
+      SINGULARITYENV_FROM_S: 's',
+      APPTAINERENV_FROM_A: 'a',
+      TSRUN_ENV_FROM_T: 't',
+      SINGULARITYENV_PREPEND_PATH: '/first',
+      APPTAINERENV_APPEND_PATH: '/last',
+      LD_LIBRARY_PATH: '/host/lib',
+    };
+    const value = 'two\nlines with "quotes", \'single\', = and $dollar ';
+    const r = sh(
+      ['--env', `ODD=${value}`],
+      'echo "$HOSTVAR $FROM_S $FROM_A $FROM_T"; echo "$PATH"; echo "[$LD_LIBRARY_PATH]"; printf "%s|" "$ODD"',
+      env,
+    );
+    expect(r.stderr).to.equal('');
+    expect(r.stdout).to.equal(
+      'host s a t\n/first:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/last\n[]\n' +
+        `${value}|`,
+    );
+  });
+
+  it('keeps only TERM, LANG and proxies with --cleanenv, and reads --env-file', () => {
+    const file = path.join(dir, 'vars.env');
+    fs.writeFileSync(file, '# vars\nexport A="quoted \\"a\\""\nB=plain\n');
+    const env = { ...process.env, TERM: 'xterm', SECRET: 'x', https_proxy: 'http://p:3128' };
+    const r = sh(['-e', '--env-file', file], 'env | sort', env);
+    const names = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split('=')[0]);
+    expect(names).to.include.members(['TERM', 'https_proxy', 'HOME', 'PATH', 'A', 'B']);
+    expect(names).to.not.include('SECRET');
+    expect(r.stdout).to.contain('A=quoted "a"\n');
+  });
+
+  it('refuses a malformed env file with its line number', () => {
+    const file = path.join(dir, 'bad.env');
+    fs.writeFileSync(file, 'A=1\nthis is not an assignment\n');
+    const r = sh(['--env-file', file], 'true');
+    expect(r.status).to.equal(255);
+    expect(r.stderr).to.equal(
+      `tsrun: --env-file '${file}' line 2: expected NAME=VALUE, found 'this is not an assignment'\n`,
+    );
+  });
+
+  it('with --contain: the minimal /dev, empty /tmp and home, no cwd bind', () => {
+    const r = sh(['--contain'], 'ls /dev | tr "\\n" " "; ls -A /tmp | wc -l; ls -A ~ | wc -l; pwd');
+    expect(r.stderr).to.equal('');
+    expect(r.stdout).to.equal(
+      'fd full null ptmx pts random shm stderr stdin stdout tty urandom zero 0\n0\n/tmp\n',
+    );
+  });
+
+  it('with --containall: also pid 1, a new ipc namespace and a clean environment', () => {
+    const env = { ...process.env, SECRET: 'x' };
+    const hostIpc = fs.readlinkSync('/proc/self/ns/ipc');
+    const r = sh(['--containall'], 'echo $$; readlink /proc/self/ns/ipc; echo "[$SECRET]"', env);
+    const [pid, ipc, secret] = r.stdout.trim().split('\n');
+    expect(pid).to.equal('1');
+    expect(ipc).to.not.equal(hostIpc);
+    expect(secret).to.equal('[]');
+  });
+
+  it('binds --home src:dst as $HOME, and mounts no home with --no-home', () => {
+    const home = path.join(dir, 'myhome');
+    fs.mkdirSync(home, { recursive: true });
+    fs.writeFileSync(path.join(home, 'mark'), 'mine');
+    const r = sh(['--home', `${home}:/home/custom`], 'echo $HOME; cat ~/mark; echo; pwd');
+    expect(r.stdout).to.equal('/home/custom\nmine\n/tmp\n');
+    const none = sh(['--no-home'], 'grep -c " /root " /proc/self/mountinfo || true');
+    expect(none.stdout).to.equal('0\n');
+    const missing = sh(['--home', path.join(dir, 'nope')], 'true');
+    expect(missing.status).to.equal(255);
+    expect(missing.stderr).to.equal(
+      `tsrun: stage 1: --home '${path.join(dir, 'nope')}' does not exist\n`,
+    );
+  });
+
+  it('keeps /tmp, home and --scratch in --workdir when contained', () => {
+    const work = path.join(dir, 'work');
+    fs.mkdirSync(work);
+    const r = sh(['-c', '-W', work, '-S', '/scratch'], 'touch /tmp/t ~/h /scratch/s; ls /scratch');
+    expect(r.stdout).to.equal('s\n');
+    expect(fs.existsSync(path.join(work, 'tmp', 't'))).to.equal(true);
+    expect(fs.existsSync(path.join(work, 'home', 'h'))).to.equal(true);
+    expect(fs.readdirSync(path.join(work, 'scratch', '0-scratch'))).to.deep.equal(['s']);
+  });
+
+  it('writes --dns into resolv.conf and brings lo up in -n/--net', () => {
+    const dns = sh(['--dns', '10.0.0.1,fd00::1'], 'cat /etc/resolv.conf');
+    expect(dns.stdout).to.equal('nameserver 10.0.0.1\nnameserver fd00::1\n');
+    const bad = sh(['--dns', 'not-an-ip'], 'true');
+    expect(bad.stderr).to.equal("tsrun: --dns: 'not-an-ip' is not an IP address\n");
+    const hostNet = fs.readlinkSync('/proc/self/ns/net');
+    const net = sh(
+      ['--net'],
+      'readlink /proc/self/ns/net; ls /sys/class/net; cat /sys/class/net/lo/flags',
+    );
+    const [ns, ifaces, flags] = net.stdout.trim().split('\n');
+    expect(ns).to.not.equal(hostNet);
+    expect(ifaces).to.equal('lo');
+    expect(Number(flags) & 1, 'IFF_UP').to.equal(1);
+  });
+
+  it('keeps a bind through a symlink to /etc inside the container root', () => {
+    const image = path.join(dir, 'linky');
+    execFileSync('cp', ['-a', `${BUSYBOX}/.`, image]);
+    fs.symlinkSync('/etc', path.join(image, 'abs-etc'));
+    fs.symlinkSync('../../../../../etc', path.join(image, 'rel-etc'));
+    const src = path.join(dir, 'bindsrc');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'inside'), 'ok');
+    for (const link of ['abs-etc', 'rel-etc']) {
+      const dest = `/${link}/tsrun-bind-test`;
+      const r = tsrun([
+        'exec',
+        '-B',
+        `${src}:${dest}`,
+        image,
+        'cat',
+        '/etc/tsrun-bind-test/inside',
+      ]);
+      expect(r.stderr, link).to.equal('');
+      expect(r.stdout).to.equal('ok');
+      expect(fs.existsSync('/etc/tsrun-bind-test'), 'nothing made on the host').to.equal(false);
+      expect(
+        fs.existsSync(path.join(image, 'etc', 'tsrun-bind-test')),
+        'nor in the image',
+      ).to.equal(false);
+    }
+  });
+});
+
+describe('tsrun.conf directives, on the Debian rootfs', function () {
+  let dir: string;
+  let conf: string;
+  this.beforeAll(function () {
+    requireImage(this, DEBIAN, 'run scripts/make-debian-rootfs.sh');
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-directives-'));
+    conf = path.join(dir, 'tsrun.conf');
+  });
+  this.afterAll(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  expectNothingLeftBehind();
+
+  function run(lines: string[], args: string[], script: string): Result {
+    fs.writeFileSync(conf, `${lines.join('\n')}\n`, { mode: 0o644 });
+    const env = { ...process.env, TSRUN_CONF: conf };
+    return tsrun(['exec', ...args, DEBIAN, 'sh', '-c', script], { env, cwd: '/' });
+  }
+
+  it('leaves out the mounts and files the admin turns off', () => {
+    const script =
+      'ls /proc | wc -l; ls /sys | wc -l; ls /dev | wc -l; grep -c " /tmp " /proc/self/mountinfo';
+    const on = run([], [], script).stdout.trim().split('\n').map(Number);
+    expect(on.slice(0, 3).every((n) => n > 0)).to.equal(true);
+    const off = ['mount sys = no', 'mount dev = no', 'mount tmp = no'];
+    const mounted = (dest: string) => `grep -c " ${dest} " /proc/self/mountinfo || true`;
+    const r = run(off, [], `ls /sys | wc -l; ${mounted('/dev')}; ${mounted('/tmp')}`);
+    expect(r.stderr).to.equal('');
+    expect(r.stdout, "the image's own /dev stays, unmounted").to.equal('0\n0\n0\n');
+  });
+
+  it("binds the admin's `bind path` and gives a minimal /dev with `mount dev = minimal`", () => {
+    const src = path.join(dir, 'shared');
+    fs.mkdirSync(src, { recursive: true });
+    fs.writeFileSync(path.join(src, 'f'), 'admin');
+    const r = run(
+      [`bind path = ${src}:/opt/shared`, 'mount dev = minimal'],
+      [],
+      'cat /opt/shared/f; ls /dev | wc -l',
+    );
+    expect(r.stdout).to.equal('admin13\n');
+  });
+
+  it('refuses what the admin forbids, naming the directive', () => {
+    const pid = run(['allow pid ns = no'], ['--pid'], 'true');
+    expect(pid.stderr).to.equal(
+      "tsrun: stage 1: --pid: pid namespaces are not allowed ('allow pid ns = no' in tsrun.conf)\n",
+    );
+    const bind = run(['user bind control = no'], ['-B', '/tmp:/mnt'], 'true');
+    expect(bind.status).to.equal(255);
+    expect(bind.stderr).to.contain("'user bind control = no' in tsrun.conf");
+    const paths = run(['limit container paths = /opt/images'], [], 'true');
+    expect(paths.status).to.equal(255);
+    expect(paths.stderr).to.contain(
+      `image '${DEBIAN}' is outside 'limit container paths' (/opt/images)`,
+    );
+    const inside = run(
+      [`limit container paths = ${path.dirname(DEBIAN)}`, 'limit container owners = root'],
+      [],
+      'true',
+    );
+    expect(inside.stderr).to.equal('');
+    expect(inside.status).to.equal(0);
+    const owners = run(['limit container owners = nobody'], [], 'true');
+    expect(owners.stderr).to.contain("not by one of 'limit container owners'");
+  });
+});
