@@ -2,10 +2,12 @@
 // the stage that runs it, so that each stage's entry script stays lean.
 import * as fs from 'node:fs';
 import type { ExitStatus } from '../../native/addon';
+import { withContext } from '../../common/errors';
 import { log } from '../../common/log';
 import type { RpcClient } from '../../rpc/client';
 import type { CommonConfig, StarterConfig } from '../config';
 import type { ContainerProcess, EngineOperations, MasterConn, SignalSource } from '../index';
+import type { ContainerCgroup } from './cgroups';
 import { parseTsrunConfig, TsrunEngineConfig } from './config';
 // Loaded up front: stage 2 runs it after the RPC server changed the root under it.
 import { startProcess } from './process';
@@ -16,6 +18,9 @@ export class TsrunEngine implements EngineOperations {
   private cfg!: TsrunEngineConfig;
   /** fds of the image locks (locks.ts), held until cleanup. */
   private locks: number[] = [];
+  private containerID = '';
+  /** The container's cgroup (--apply-cgroups), removed at cleanup. */
+  private cgroup: ContainerCgroup | undefined;
 
   config(): TsrunEngineConfig {
     return this.cfg;
@@ -23,6 +28,7 @@ export class TsrunEngine implements EngineOperations {
 
   initConfig(common: CommonConfig): void {
     this.cfg = parseTsrunConfig(common.engineConfig);
+    this.containerID = common.containerID;
     common.engineConfig = this.cfg;
   }
 
@@ -36,6 +42,19 @@ export class TsrunEngine implements EngineOperations {
     this.locks = lockImages(this.cfg);
     const { createContainer } = require('./create') as typeof import('./create');
     await createContainer(this.cfg, rpc, log());
+  }
+
+  /**
+   * Puts the container process in its cgroup before stage 2 is let go: the payload and all it
+   * starts are held to the limits; the Node start-ups of stage 2 and the RPC server are not.
+   */
+  async preStartProcess(container: ContainerProcess): Promise<void> {
+    if (this.cfg.cgroups === undefined) return;
+    const { ContainerCgroup } = require('./cgroups') as typeof import('./cgroups');
+    this.cgroup = new ContainerCgroup(this.containerID);
+    await withContext('applying cgroups', () =>
+      this.cgroup!.apply(this.cfg.cgroups!, container.pid),
+    );
   }
 
   async startProcess(conn: MasterConn): Promise<never> {
@@ -56,11 +75,14 @@ export class TsrunEngine implements EngineOperations {
 
   /**
    * Mounts live in the container's mount namespace and vanish with it (loop devices detach with
-   * their mounts): only the image locks are left to release.
+   * their mounts): the image locks are left to release, and the cgroup to remove.
    */
   async cleanupContainer(): Promise<void> {
     log().debug({ locks: this.locks.length }, 'cleanup');
     for (const fd of this.locks) fs.closeSync(fd);
     this.locks = [];
+    await this.cgroup?.remove().catch((err: Error) => {
+      log().warn({ err: err.message }, 'cgroup left behind');
+    });
   }
 }
