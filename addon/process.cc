@@ -2,6 +2,8 @@
 // process groups.
 #include <errno.h>
 #include <signal.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -56,7 +58,8 @@ std::vector<char *> Pointers(const std::vector<std::string> &strings) {
 // blocking and inheritable, which Node copes with). A seccomp filter is loaded last, right before
 // execve, so that nothing of the set-up runs under it.
 void ExecProgram(const std::string &path, const std::vector<std::string> &argv,
-                 const std::vector<std::string> &envp, const SeccompFilter *filter) {
+                 const std::vector<std::string> &envp, const SeccompFilter *filter,
+                 int programFd) {
   std::vector<char *> argvPointers = Pointers(argv);
   std::vector<char *> envpPointers = Pointers(envp);
   KernelSigaction saved[kMaxSignal + 1] = {};
@@ -69,8 +72,14 @@ void ExecProgram(const std::string &path, const std::vector<std::string> &argv,
   PrepareStdio();
   const char *step = "seccomp";
   if (filter == nullptr || LoadSeccompFilter(*filter) == 0) {
-    step = "execve";
-    execve(path.c_str(), argvPointers.data(), envpPointers.data());
+    if (programFd >= 0) {
+      // A program opened before the root changed (not reachable by path any more).
+      step = "execveat";
+      syscall(SYS_execveat, programFd, "", argvPointers.data(), envpPointers.data(), AT_EMPTY_PATH);
+    } else {
+      step = "execve";
+      execve(path.c_str(), argvPointers.data(), envpPointers.data());
+    }
   }
 
   int err = errno;
@@ -121,11 +130,12 @@ Napi::Value Execve(const Napi::CallbackInfo &info) {
   std::string path = ToString(info[0], "path");
   std::vector<std::string> argv = ToStringArray(info[1], "argv");
   std::vector<std::string> envp = ToStringArray(info[2], "envp");
+  int programFd = IsAbsent(info[4]) ? -1 : ToFd(info[4], "programFd");
   if (IsAbsent(info[3])) {
-    ExecProgram(path, argv, envp, nullptr);
+    ExecProgram(path, argv, envp, nullptr, programFd);
   } else {
     SeccompFilter filter = ToSeccompFilter(info[3], "seccomp");
-    ExecProgram(path, argv, envp, &filter);
+    ExecProgram(path, argv, envp, &filter, programFd);
   }
   return info.Env().Undefined();
 }

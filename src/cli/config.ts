@@ -29,6 +29,7 @@ export interface ContainerOptions extends PrivilegeFlags {
   hostname?: string;
   pwd?: string;
   containall?: boolean;
+  init?: boolean;
   home?: string | boolean;
   workdir?: string;
   scratch?: string[];
@@ -157,6 +158,7 @@ export function buildEngineConfig(
     scratch: opts.scratch?.flatMap((v) => v.split(',')),
     dns: parseDns(opts.dns),
     netNamespace: opts.net ?? false,
+    noInit: opts.init === false,
     pidNamespace: (opts.pid ?? false) || opts.containall === true,
     utsNamespace: (opts.uts ?? false) || opts.hostname !== undefined,
     ipcNamespace: (opts.ipc ?? false) || opts.containall === true,

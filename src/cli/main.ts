@@ -50,7 +50,11 @@ function containerCommand(program: Command, name: Action, summary: string): Comm
       '-n, --net',
       'new network namespace with only the loopback interface (no other network yet)',
     )
-    .option('-p, --pid', 'run in a new pid namespace')
+    .option(
+      '-p, --pid',
+      'run in a new pid namespace, under an init that reaps and forwards signals',
+    )
+    .option('--no-init', 'with --pid, run the payload itself as pid 1')
     .option('-i, --ipc', 'run in a new ipc namespace')
     .option('--uts', 'run in a new uts namespace')
     .option('--hostname <name>', 'set the hostname (implies --uts)')

@@ -27,6 +27,8 @@ export interface SignalSource {
 export interface MasterConn {
   fd: number;
   starterConfig: StarterConfig;
+  /** tsrun-init, opened before the root changed (-1: missing), for an init in a pid namespace. */
+  initFd?: number;
 }
 
 export interface EngineOperations {

@@ -116,8 +116,16 @@ export interface Addon {
    * execve(2) after resetting signal handlers/mask and clearing O_NONBLOCK on fds 0-2. A seccomp
    * filter, when given, is loaded on the calling thread right before the execve system call (the
    * thread needs no_new_privs or CAP_SYS_ADMIN); a failed load throws with syscall 'seccomp'.
+   * With `programFd`, the program is that open file (execveat AT_EMPTY_PATH; `path` only names
+   * it in errors): for a program opened before the root changed.
    */
-  execve(path: string, argv: string[], envp: string[], seccomp?: SeccompFilter): never;
+  execve(
+    path: string,
+    argv: string[],
+    envp: string[],
+    seccomp?: SeccompFilter,
+    programFd?: number,
+  ): never;
   setsid(): number;
   getpgrp(): number;
   /** tcgetpgrp; returns -1 when fd is not a terminal. */

@@ -7,6 +7,8 @@
 // too, since pino cannot be loaded once the root has changed.
 //
 // Debugging: run with TSRUN_LOG_LEVEL=debug; `ps` shows it as 'tsrun: stage2' until the exec.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { toErrorData, TsrunError } from '../common/errors';
 import { initLog, LogRecord, writeStderr } from '../common/log';
 import { readMessageSync, writeMessageSync } from '../common/messages';
@@ -21,6 +23,21 @@ interface StartMessage {
 }
 
 const fd = Number(process.env.TSRUN_STAGE_FD ?? 3);
+
+/** tsrun-init (addon/init), built beside the addon: pid 1 for payloads in a pid namespace. */
+const INIT_PROGRAM = path.join(__dirname, '..', '..', '..', 'build', 'Release', 'tsrun-init');
+
+/**
+ * Opens tsrun-init while the host's root is still this process's root (the RPC server changes
+ * it); -1 when it is missing, which startProcess reports only if it needs it.
+ */
+function openInitProgram(): number {
+  try {
+    return fs.openSync(INIT_PROGRAM, 'r'); // libuv opens every fd close-on-exec;
+  } catch {
+    return -1;
+  }
+}
 
 function send(message: unknown): void {
   try {
@@ -55,10 +72,11 @@ async function main(): Promise<void> {
     send({ type: 'log', record }),
   );
   preloadEngine(process.env.TSRUN_ENGINE ?? 'tsrun');
+  const initFd = openInitProgram();
   const start = readStart();
   reapRpcServer();
   const engine = newEngine(JSON.stringify(start.engineConfig));
-  await engine.ops.startProcess({ fd, starterConfig: start.starterConfig });
+  await engine.ops.startProcess({ fd, starterConfig: start.starterConfig, initFd });
 }
 
 main().catch((err) => {

@@ -81,9 +81,9 @@ describe('tsrun exec on the busybox image', function () {
     expect(r.stdout).to.equal('');
   });
 
-  it('ends with 143 after SIGTERM when the payload is pid 1 without a handler (--pid)', async () => {
+  it('ends with 143 after SIGTERM when the payload is pid 1 without a handler (--pid --no-init)', async () => {
     let sent = 0;
-    const args = ['exec', '--pid', BUSYBOX, 'sh', '-c', 'echo ready; exec sleep 100'];
+    const args = ['exec', '--pid', '--no-init', BUSYBOX, 'sh', '-c', 'echo ready; exec sleep 100'];
     const run = tsrunAsync(args, (out, pid) => {
       if (sent === 0 && out.includes('ready')) {
         sent = Date.now();
@@ -95,10 +95,11 @@ describe('tsrun exec on the busybox image', function () {
     expect(Date.now() - sent).to.be.below(2000);
   });
 
-  it('lets a pid-1 payload with a SIGTERM trap handle it (--pid)', async () => {
+  it('lets a pid-1 payload with a SIGTERM trap handle it (--pid --no-init)', async () => {
     const script = 'trap "echo trapped; exit 5" TERM; echo ready; while :; do sleep 0.05; done';
     let sent = false;
-    const run = tsrunAsync(['exec', '--pid', BUSYBOX, 'sh', '-c', script], (out, pid) => {
+    const args = ['exec', '--pid', '--no-init', BUSYBOX, 'sh', '-c', script];
+    const run = tsrunAsync(args, (out, pid) => {
       if (!sent && out.includes('ready')) {
         sent = true;
         process.kill(pid, 'SIGTERM');
@@ -183,8 +184,35 @@ describe('tsrun exec on the busybox image', function () {
     ]);
   });
 
-  it('runs the payload as pid 1 with --pid', () => {
-    expect(tsrun(['exec', '--pid', BUSYBOX, 'sh', '-c', 'echo $$']).stdout).to.equal('1\n');
+  it('runs the payload as pid 1 with --pid --no-init', () => {
+    const r = tsrun(['exec', '--pid', '--no-init', BUSYBOX, 'sh', '-c', 'echo $$']);
+    expect(r.stdout).to.equal('1\n');
+  });
+
+  it('runs tsrun-init as pid 1 with --pid: it reaps orphans and passes the exit code', () => {
+    // The orphan's parent exits at once; tsrun-init must reap it, or ps shows a zombie (Z).
+    const script = 'sh -c "sleep 0.2 & exit 0"; sleep 0.6; ps -o pid,stat,comm; exit 3';
+    const r = tsrun(['exec', '--pid', BUSYBOX, 'sh', '-c', script]);
+    expect(r.status).to.equal(3);
+    const lines = r.stdout.trim().split('\n').slice(1);
+    expect(lines[0]).to.match(/^\s*1 \S+\s+tsrun-init$/);
+    expect(
+      lines.filter((l) => / Z/.test(l)),
+      r.stdout,
+    ).to.deep.equal([]);
+  });
+
+  it('forwards SIGTERM through tsrun-init to a payload without a handler (143)', async () => {
+    let sent = false;
+    const args = ['exec', '--pid', BUSYBOX, 'sh', '-c', 'echo ready; exec sleep 100'];
+    const run = tsrunAsync(args, (out, pid) => {
+      if (!sent && out.includes('ready')) {
+        sent = true;
+        setTimeout(() => process.kill(pid, 'SIGTERM'), 100);
+      }
+    });
+    const r = await run.done;
+    expect(r.status).to.equal(143);
   });
 
   it('sets the hostname with --hostname', () => {

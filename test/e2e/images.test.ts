@@ -15,6 +15,7 @@ import {
   tsrun,
   tsrunAsync,
   waitFor,
+  withoutAdminBinds,
 } from '../helpers/run';
 
 function sha256(file: string): string {
@@ -50,7 +51,9 @@ describe('image files', function () {
 
   it('runs a SIF file written by Singularity 3.1 from its squashfs partition', function () {
     if (!fs.existsSync(SIF_FIXTURE)) return this.skip();
-    const r = tsrun(['exec', SIF_FIXTURE, 'sh', '-c', 'busybox | head -1; mount | head -1']);
+    const r = tsrun(['exec', SIF_FIXTURE, 'sh', '-c', 'busybox | head -1; mount | head -1'], {
+      env: withoutAdminBinds(),
+    });
     expect(r.stderr).to.equal('');
     expect(r.stdout).to.match(/^BusyBox v1\./);
     expect(r.stdout).to.match(/\/dev\/loop\d+ on \/ type squashfs \(ro,/);
@@ -61,7 +64,8 @@ describe('image files', function () {
       [squashfs, 'squashfs'],
       [ext3, 'ext3'],
     ]) {
-      const r = tsrun(['exec', image, 'sh', '-c', 'grep ^ID= /etc/os-release; mount | head -1']);
+      const script = 'grep ^ID= /etc/os-release; mount | head -1';
+      const r = tsrun(['exec', image, 'sh', '-c', script], { env: withoutAdminBinds() });
       expect(r.stdout).to.match(
         new RegExp(`^ID=busybox\\n/dev/loop\\d+ on / type ${fstype} \\(ro,`),
       );

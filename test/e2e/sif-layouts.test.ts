@@ -9,7 +9,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { DataType, FsType, PartType } from '../../src/images/sif';
 import { composeSif, SifObject } from '../helpers/sif-compose';
-import { BUSYBOX, expectNothingLeftBehind, requireImage, tsrun } from '../helpers/run';
+import {
+  BUSYBOX,
+  expectNothingLeftBehind,
+  requireImage,
+  tsrun,
+  withoutAdminBinds,
+} from '../helpers/run';
 
 function loopDevices(): string {
   return execFileSync('losetup', ['-a'], { encoding: 'utf8' });
@@ -62,7 +68,8 @@ describe('SIF files of other layouts', function () {
     const sif = path.join(dir, 'v2.sif');
     composeSif(sif, [deffile, labels, partition(4096), signature]);
     expect(fs.readFileSync(sif).readBigInt64LE(112), 'data offset').to.equal(32176n);
-    const r = tsrun(['exec', sif, 'sh', '-c', 'grep ^ID= /etc/os-release; mount | head -1']);
+    const script = 'grep ^ID= /etc/os-release; mount | head -1';
+    const r = tsrun(['exec', sif, 'sh', '-c', script], { env: withoutAdminBinds() });
     expect(r.stderr).to.equal('');
     expect(r.stdout).to.match(/^ID=busybox\n\/dev\/loop\d+ on \/ type squashfs \(ro,/);
     const inspect = tsrun(['inspect', '--json', sif]);

@@ -114,3 +114,30 @@ export function waitFor(cond: () => boolean, ms: number): Promise<void> {
     tick();
   });
 }
+
+/**
+ * The environment of a run under the shipped tsrun.conf without its `bind path` lines: with no
+ * mount point to add, the image's own mount is the container's root, as `mount` shows it.
+ */
+export function withoutAdminBinds(): NodeJS.ProcessEnv {
+  const file = path.join(require('node:os').tmpdir(), `tsrun-nobinds-${process.pid}.conf`);
+  const shipped = fs.readFileSync(path.join(ROOT, 'etc', 'tsrun.conf'), 'utf8');
+  const text = shipped
+    .split('\n')
+    .filter((l) => !/^\s*bind path\s*=/.test(l))
+    .join('\n');
+  fs.writeFileSync(file, text, { mode: 0o644 });
+  return { ...process.env, TSRUN_CONF: file };
+}
+
+/**
+ * Makes sure /dev/loop0 is busy for the test: attaches `file` to it read-only when it is free.
+ * Returns what undoes that. With loop0 busy, `max loop devices = 1` leaves no device to take.
+ */
+export function holdLoop0(file: string): () => void {
+  const r = spawnSync('losetup', ['-r', '/dev/loop0', file], { encoding: 'utf8' });
+  if (r.status === 0) return () => spawnSync('losetup', ['-d', '/dev/loop0']);
+  const busy = spawnSync('losetup', ['/dev/loop0'], { encoding: 'utf8' }).status === 0;
+  if (!busy) throw new Error(`cannot hold /dev/loop0: ${r.stderr}`);
+  return () => undefined;
+}

@@ -58,7 +58,7 @@ export class TsrunEngine implements EngineOperations {
   }
 
   async startProcess(conn: MasterConn): Promise<never> {
-    return startProcess(this.cfg, conn.starterConfig);
+    return startProcess(this.cfg, conn.starterConfig, conn.initFd ?? -1);
   }
 
   async postStartProcess(container: ContainerProcess): Promise<void> {

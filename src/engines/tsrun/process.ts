@@ -80,7 +80,7 @@ export function applyIdentity(starter: StarterConfig): void {
 }
 
 /** Sets up the payload's process and execs it; returns only by throwing. */
-export function startProcess(cfg: TsrunEngineConfig, starter: StarterConfig): never {
+export function startProcess(cfg: TsrunEngineConfig, starter: StarterConfig, initFd = -1): never {
   if (cfg.action === 'inspect') {
     applyIdentity(starter);
     const result = inspectImage(cfg.image, cfg.inspect?.sif);
@@ -99,5 +99,12 @@ export function startProcess(cfg: TsrunEngineConfig, starter: StarterConfig): ne
     filter: Buffer.from(starter.seccomp.filter, 'base64'),
     flags: starter.seccomp.flags,
   };
+  if (cfg.pidNamespace && cfg.noInit !== true) {
+    // tsrun-init is pid 1: it forks the payload, forwards signals and reaps orphans.
+    if (initFd < 0)
+      throw new TsrunError('tsrun-init is missing: rebuild tsrun (npm install)', 'ENOENT');
+    const argv = ['tsrun-init', cmd.file, ...cmd.argv];
+    return addon().execve('tsrun-init', argv, envp, seccomp, initFd);
+  }
   return addon().execve(cmd.file, cmd.argv, envp, seccomp);
 }
