@@ -67,6 +67,11 @@ export interface TsrunEngineConfig {
   dns?: string[];
   /** -n/--net: a new network namespace with only the loopback interface, up. */
   netNamespace?: boolean;
+  /**
+   * Namespaces to join instead of creating, by path (/proc/PID/ns/KIND): for wrappers that hand
+   * tsrun-starter a config; no CLI flag sets it.
+   */
+  joinNamespaces?: Partial<Record<'net' | 'uts' | 'ipc', string>>;
   /** -p without --no-init: an init runs as pid 1 and the payload as its child. */
   noInit?: boolean;
   pidNamespace: boolean;
@@ -214,6 +219,18 @@ export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
     dns: field(obj, 'dns', optional(isStringArray), 'an array of strings'),
     netNamespace: field(obj, 'netNamespace', optional(isBool), 'a boolean'),
     noInit: field(obj, 'noInit', optional(isBool), 'a boolean'),
+    joinNamespaces: field(
+      obj,
+      'joinNamespaces',
+      optional(
+        (v) =>
+          isEnv(v) &&
+          Object.entries(v as Obj).every(
+            ([k, p]) => ['net', 'uts', 'ipc'].includes(k) && isAbsolute(p),
+          ),
+      ),
+      'an object of net, uts or ipc to absolute paths',
+    ),
     pidNamespace: field(obj, 'pidNamespace', isBool, 'a boolean'),
     utsNamespace: field(obj, 'utsNamespace', isBool, 'a boolean'),
     ipcNamespace: field(obj, 'ipcNamespace', isBool, 'a boolean'),

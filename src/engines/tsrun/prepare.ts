@@ -230,6 +230,32 @@ export function boundingCapabilities(): string[] {
   return caps;
 }
 
+/**
+ * The namespaces the config names by path are joined, not created: each must be a namespace
+ * file of that kind (its link reads KIND:[inode]), and must not be asked for as a new one too.
+ */
+function joinNamespaces(cfg: TsrunEngineConfig, starter: StarterConfig): void {
+  for (const [kind, file] of Object.entries(cfg.joinNamespaces ?? {})) {
+    const k = kind as 'net' | 'uts' | 'ipc';
+    let link: string;
+    try {
+      link = fs.readlinkSync(file);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw usageError(
+        `joinNamespaces.${k} '${file}': ${code === 'ENOENT' ? 'does not exist' : `not a namespace (${code})`}`,
+      );
+    }
+    if (!link.startsWith(`${k}:[`)) {
+      throw usageError(`joinNamespaces.${k} '${file}' is a '${link}', not a ${k} namespace`);
+    }
+    if (starter.namespaces[k] === true) {
+      throw usageError(`joinNamespaces.${k}: a new ${k} namespace is asked for too`);
+    }
+    starter.joinNamespaces.push({ kind: k, path: file });
+  }
+}
+
 /** Fills in the starter config for a container run as root. */
 export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): void {
   if (process.getuid!() !== 0) {
@@ -261,5 +287,6 @@ export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): v
     ipc: cfg.ipcNamespace,
     net: cfg.netNamespace === true,
   };
+  joinNamespaces(cfg, starter);
   preparePrivileges(cfg, starter, boundingCapabilities());
 }
