@@ -89,11 +89,22 @@ describe('what the payload sees (Debian rootfs)', function () {
   it('with --containall: also pid 1, a new ipc namespace and a clean environment', () => {
     const env = { ...process.env, SECRET: 'x' };
     const hostIpc = fs.readlinkSync('/proc/self/ns/ipc');
-    const r = sh(['--containall'], 'echo $$; readlink /proc/self/ns/ipc; echo "[$SECRET]"', env);
-    const [pid, ipc, secret] = r.stdout.trim().split('\n');
-    expect(pid).to.equal('1');
-    expect(ipc).to.not.equal(hostIpc);
-    expect(secret).to.equal('[]');
+    const script =
+      'echo $$; readlink /proc/self/ns/ipc; echo "[$SECRET]"; id; hostname; pwd; grep ^root: /etc/passwd';
+    const r = sh(['--containall', '--no-init'], script, env);
+    expect(r.stderr).to.equal('');
+    expect(r.stdout.trim().split('\n')).to.deep.equal([
+      '1',
+      r.stdout.split('\n')[1],
+      '[]',
+      'uid=0(root) gid=0(root) groups=0(root)',
+      os.hostname(),
+      '/tmp',
+      'root:x:0:0:root:/root:/bin/bash',
+    ]);
+    expect(r.stdout.split('\n')[1]).to.not.equal(hostIpc);
+    const init = sh(['--containall'], 'cat /proc/1/comm', env);
+    expect(init.stdout).to.equal('tsrun-init\n');
   });
 
   it('binds --home src:dst as $HOME, and mounts no home with --no-home', () => {
