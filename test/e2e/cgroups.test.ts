@@ -50,8 +50,19 @@ function commandLine(pid: number): string {
   }
 }
 
-/** Stops a stage 2 process found in a tsrun cgroup; returns its pid. */
-function stopStage2InCgroup(): number | undefined {
+function parentOf(pid: number): number {
+  try {
+    return Number(/^PPid:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Stops the stage 2 process of the master `master` once it is in a tsrun cgroup; returns its pid.
+ * Only that run's: other runs (another suite on the same machine) are left alone.
+ */
+function stopStage2InCgroup(master: number): number | undefined {
   for (const dir of leftCgroups()) {
     let procs: string[] = [];
     try {
@@ -59,7 +70,9 @@ function stopStage2InCgroup(): number | undefined {
     } catch {
       continue; // Removed meanwhile.
     }
-    const pid = procs.map(Number).find((p) => commandLine(p).startsWith('tsrun: stage2'));
+    const pid = procs
+      .map(Number)
+      .find((p) => parentOf(p) === master && commandLine(p).startsWith('tsrun: stage2'));
     if (pid === undefined) continue;
     process.kill(pid, 'SIGSTOP');
     return pid;
@@ -181,7 +194,7 @@ describe('tsrun --apply-cgroups', function () {
       'Cpus_allowed_list',
       '/proc/self/status',
     ]);
-    expect(r.stdout).to.equal(`Cpus_allowed_list:\t${last}\n`);
+    expect(r.stdout, r.stderr).to.equal(`Cpus_allowed_list:\t${last}\n`);
   });
 
   it('puts a shell in the cgroup too', () => {
@@ -189,7 +202,7 @@ describe('tsrun --apply-cgroups', function () {
     const r = tsrun(['shell', '--apply-cgroups', limit, BUSYBOX], {
       input: 'grep pids /proc/self/cgroup\n',
     });
-    expect(r.stdout).to.match(/^\d+:pids:\/tsrun\/[0-9a-f]{16}$/m);
+    expect(r.stdout, r.stderr).to.match(/^\d+:pids:\/tsrun\/[0-9a-f]{16}$/m);
     expect(r.status).to.equal(0);
   });
 
@@ -250,7 +263,7 @@ describe('tsrun --apply-cgroups', function () {
       void run.done.then(() => (finished = true));
       let stopped: number | undefined;
       while (stopped === undefined && !finished) {
-        stopped = stopStage2InCgroup();
+        stopped = stopStage2InCgroup(run.pid);
         await new Promise((resolve) => setImmediate(resolve));
       }
       if (stopped !== undefined) process.kill(run.pid, 'SIGTERM');
@@ -274,9 +287,10 @@ describe('tsrun --apply-cgroups', function () {
 
     it('OOM-kills perl building a 100 MiB string under a 32 MiB limit, not without it', () => {
       const limit = file('mem.json', { memory: { limit: 32 * MiB } });
-      expect(tsrun(['exec', '--apply-cgroups', limit, DEBIAN, ...perl]).status).to.equal(137);
+      const limited = tsrun(['exec', '--apply-cgroups', limit, DEBIAN, ...perl]);
+      expect(limited.status, limited.stderr).to.equal(137);
       const r = tsrun(['exec', DEBIAN, ...perl]);
-      expect(r.stdout).to.equal(`${100 * MiB}\n`);
+      expect(r.stdout, r.stderr).to.equal(`${100 * MiB}\n`);
       expect(r.status).to.equal(0);
     });
   });
