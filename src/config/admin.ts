@@ -50,6 +50,11 @@ export interface AdminConfig {
   limitContainerOwners: string[];
   limitContainerGroups: string[];
   limitContainerPaths: string[];
+  /**
+   * `root default capabilities`: what a root payload starts with: full (every capability of the
+   * bounding set), file (root's grants in capability.json), no (none); --keep-privs gives full.
+   */
+  rootDefaultCapabilities: 'full' | 'file' | 'no';
   /** `mksquashfs path`: the directory of mksquashfs for build; empty for $PATH. */
   mksquashfsPath: string;
 }
@@ -129,8 +134,8 @@ const DIRECTIVES: Record<string, Directive> = {
   'enable underlay': { kind: yes, default: 'yes', only: ['yes'] },
   'root default capabilities': {
     kind: { type: 'enum', values: ['full', 'file', 'no'] },
+    field: 'rootDefaultCapabilities',
     default: 'full',
-    only: ['full'],
   },
   'always use nv': { kind: yes, default: 'no', only: ['no'] },
   'autofs bug path': { kind: text, default: '', repeat: true, only: [] },

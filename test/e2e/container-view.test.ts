@@ -220,6 +220,15 @@ describe('tsrun.conf directives, on the Debian rootfs', function () {
     expect(r.stdout).to.equal('admin13\n');
   });
 
+  it('starts a root payload with no capabilities under `root default capabilities = no`', () => {
+    const conf = ['root default capabilities = no'];
+    const none = run(conf, [], 'grep CapEff /proc/self/status');
+    expect(none.stdout).to.equal('CapEff:\t0000000000000000\n');
+    const kept = run(conf, ['--keep-privs'], 'grep CapEff /proc/self/status');
+    expect(kept.stdout).to.not.equal(none.stdout);
+    expect(kept.stdout).to.match(/^CapEff:\t[0-9a-f]{16}\n$/);
+  });
+
   it('refuses what the admin forbids, naming the directive', () => {
     const pid = run(['allow pid ns = no'], ['--pid'], 'true');
     expect(pid.stderr).to.equal(

@@ -23,8 +23,10 @@ export interface CapabilityInput {
   targetIsRoot: boolean;
   /** This process's bounding set: nothing outside it is ever asked for. */
   bounding: string[];
-  /** capability.json's grants to a non-root caller (their user and groups). */
+  /** capability.json's grants to the caller (their user and groups). */
   granted: string[];
+  /** The admin's `root default capabilities` (full when absent). */
+  rootDefault?: 'full' | 'file' | 'no';
   /** The caller, for messages: "user 'alice'". */
   who: string;
 }
@@ -47,7 +49,9 @@ function wantedCapabilities(input: CapabilityInput): string[] {
     return request.addCaps;
   }
   const none = request.noPrivs || (!input.targetIsRoot && !request.keepPrivs);
-  return [...(none ? [] : CAPABILITIES), ...expandCapabilities(request.addCaps)];
+  const rootDefault = request.keepPrivs ? 'full' : (input.rootDefault ?? 'full');
+  const base = rootDefault === 'full' ? CAPABILITIES : rootDefault === 'file' ? input.granted : [];
+  return [...(none ? [] : base), ...expandCapabilities(request.addCaps)];
 }
 
 /**
@@ -93,6 +97,7 @@ export function preparePrivileges(
   cfg: TsrunEngineConfig,
   starter: StarterConfig,
   bounding: string[],
+  rootDefault: 'full' | 'file' | 'no' = 'full',
 ): void {
   const request = cfg.privileges ?? emptyPrivilegeRequest();
   const user = cfg.user!;
@@ -104,7 +109,9 @@ export function preparePrivileges(
     callerIsRoot,
     targetIsRoot: starter.targetUID === 0,
     bounding,
-    granted: callerIsRoot ? [] : grantedTo(readGrants(), user.name, groups),
+    granted:
+      callerIsRoot && rootDefault !== 'file' ? [] : grantedTo(readGrants(), user.name, groups),
+    rootDefault,
     who: `user '${user.name}'`,
   });
   if (outside.length > 0) {

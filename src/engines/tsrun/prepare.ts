@@ -288,5 +288,5 @@ export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): v
     net: cfg.netNamespace === true,
   };
   joinNamespaces(cfg, starter);
-  preparePrivileges(cfg, starter, boundingCapabilities());
+  preparePrivileges(cfg, starter, boundingCapabilities(), admin.rootDefaultCapabilities);
 }

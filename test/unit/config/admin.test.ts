@@ -43,6 +43,7 @@ describe('admin config (tsrun.conf)', () => {
       limitContainerOwners: [],
       limitContainerGroups: [],
       limitContainerPaths: [],
+      rootDefaultCapabilities: 'full',
       mksquashfsPath: '',
     });
   });
@@ -93,7 +94,7 @@ describe('admin config (tsrun.conf)', () => {
     expect(() => parse('mount hostfs = yes')).to.throw(
       /line 1: 'mount hostfs = yes' is not supported by tsrun yet \(it accepts no\)/,
     );
-    expect(() => parse('root default capabilities = file')).to.throw(/not supported by tsrun yet/);
+    expect(() => parse('enable overlay = no')).to.throw(/not supported by tsrun yet/);
     expect(() => parse('mount dev = sometimes')).to.throw(/one of yes, no, minimal/);
   });
 

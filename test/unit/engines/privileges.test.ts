@@ -129,6 +129,16 @@ describe('capability decision', () => {
     expect(decide({ keepPrivs: true }).caps).to.deep.equal(decide({}).caps);
   });
 
+  it("follows the admin's `root default capabilities`, which --keep-privs overrides", () => {
+    expect(decide({}, { rootDefault: 'no' }).caps.bounding).to.deep.equal([]);
+    const file = decide({}, { rootDefault: 'file', granted: ['CAP_NET_RAW', 'CAP_CHOWN'] });
+    expect(file.caps.bounding).to.deep.equal(['CAP_CHOWN', 'CAP_NET_RAW']);
+    const kept = decide({ keepPrivs: true }, { rootDefault: 'no' });
+    expect(kept.caps.bounding).to.deep.equal(BOUNDING);
+    const added = decide({ addCaps: ['CAP_KILL'] }, { rootDefault: 'no' });
+    expect(added.caps.bounding).to.deep.equal(['CAP_KILL']);
+  });
+
   it('gives root nothing with --no-privs, and only the added ones with --add-caps', () => {
     expect(decide({ noPrivs: true }).caps.bounding).to.deep.equal([]);
     const { caps } = decide({ noPrivs: true, addCaps: ['CAP_NET_RAW', 'CAP_CHOWN'] });
