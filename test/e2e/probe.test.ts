@@ -47,11 +47,13 @@ describe('what the payload sees (probe)', function () {
   });
 
   it('gets new pid, uts and ipc namespaces with --pid --uts --ipc', () => {
-    const p = probe(['--pid', '--uts', '--ipc']);
+    const p = probe(['--pid', '--no-init', '--uts', '--ipc']);
     for (const kind of ['pid', 'uts', 'ipc']) {
       expect(p.ns[kind], kind).to.not.equal(hostNamespace(kind));
     }
-    expect(p.pid).to.equal(1);
+    expect(p.pid, 'pid 1 with --no-init').to.equal(1);
+    const underInit = probe(['--pid']);
+    expect(underInit.pid, 'a child of tsrun-init').to.be.above(1);
   });
 
   it("runs as root with root's bounding set, no ambient capabilities and no_new_privs unset", () => {
