@@ -40,6 +40,13 @@ export interface AdminConfig {
   mountDevpts: boolean;
   mountHome: boolean;
   mountTmp: boolean;
+  /** `mount slave`: host mounts made later propagate into the container (else it is private). */
+  mountSlave: boolean;
+  /**
+   * `enable overlay`: yes and try use the kernel's overlayfs (for --overlay, --writable-tmpfs and
+   * missing mount points); no forbids --overlay and --writable-tmpfs and skips missing points.
+   */
+  enableOverlay: 'yes' | 'no' | 'try';
   /** `bind path` lines: src[:dst] binds made in every container (a missing source is skipped). */
   bindPath: string[];
   /** `user bind control`: whether users may give -B/--bind and --scratch. */
@@ -125,11 +132,11 @@ const DIRECTIVES: Record<string, Directive> = {
   // Not enforced yet: only what tsrun does is accepted.
   'allow setuid': { kind: yes, default: 'yes', only: ['yes'] },
   'mount hostfs': { kind: yes, default: 'no', only: ['no'] },
-  'mount slave': { kind: yes, default: 'yes', only: ['yes'] },
+  'mount slave': { kind: yes, field: 'mountSlave', default: 'yes' },
   'enable overlay': {
     kind: { type: 'enum', values: ['yes', 'no', 'try'] },
+    field: 'enableOverlay',
     default: 'try',
-    only: ['yes', 'try'],
   },
   'enable underlay': { kind: yes, default: 'yes', only: ['yes'] },
   'root default capabilities': {

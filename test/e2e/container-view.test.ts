@@ -229,6 +229,40 @@ describe('tsrun.conf directives, on the Debian rootfs', function () {
     expect(kept.stdout).to.match(/^CapEff:\t[0-9a-f]{16}\n$/);
   });
 
+  it('with `enable overlay = no`: no --writable-tmpfs, and a missing bind point is skipped', () => {
+    const conf = ['enable overlay = no'];
+    const tmpfs = run(conf, ['--writable-tmpfs'], 'true');
+    expect(tmpfs.status).to.equal(255);
+    expect(tmpfs.stderr).to.contain("need overlayfs ('enable overlay = no' in tsrun.conf)");
+    const src = fs.mkdtempSync(path.join(dir, 'bind-'));
+    const r = run(
+      conf,
+      ['-B', `${src}:/no/such/dir`],
+      'ls /no 2>&1 || echo missing; grep -c " / overlay " /proc/self/mountinfo || true',
+    );
+    expect(r.status).to.equal(0);
+    expect(r.stdout).to.match(/missing\n0\n$/);
+  });
+
+  it('binds a shared host mount as a slave (`mount slave = yes`) or private (no), never shared', () => {
+    const shared = fs.mkdtempSync(path.join(dir, 'shared-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tsrun-test', shared]);
+    try {
+      execFileSync('mount', ['--make-shared', shared]);
+      const script =
+        "grep ' /data ' /proc/self/mountinfo | grep -o 'shared:[0-9]*\\|master:[0-9]*' || echo none; " +
+        'mkdir -p /data/sub && mount -t tmpfs inner /data/sub && echo mounted';
+      const slave = run(['mount slave = yes'], ['-B', `${shared}:/data`], script);
+      expect(slave.stdout).to.match(/^master:\d+\nmounted\n$/);
+      const priv = run(['mount slave = no'], ['-B', `${shared}:/data`], script);
+      expect(priv.stdout).to.equal('none\nmounted\n');
+      const onHost = fs.readFileSync('/proc/self/mountinfo', 'utf8');
+      expect(onHost, 'the container mount never reaches the host').to.not.contain(`${shared}/sub`);
+    } finally {
+      execFileSync('umount', ['-l', shared]);
+    }
+  });
+
   it('refuses what the admin forbids, naming the directive', () => {
     const pid = run(['allow pid ns = no'], ['--pid'], 'true');
     expect(pid.stderr).to.equal(

@@ -110,6 +110,8 @@ export type AdminSettings = Pick<
   | 'mountDevpts'
   | 'mountHome'
   | 'mountTmp'
+  | 'mountSlave'
+  | 'enableOverlay'
 > & {
   /** The `bind path` binds whose source exists, parsed. */
   binds: BindSpec[];

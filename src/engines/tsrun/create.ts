@@ -122,7 +122,7 @@ class Builder {
       source: null,
       target: '/',
       fstype: null,
-      flags: MS.REC | MS.SLAVE,
+      flags: MS.REC | (this.admin.mountSlave ? MS.SLAVE : MS.PRIVATE),
       data: null,
     });
     const fstype = this.admin.memoryFsType;
@@ -229,6 +229,10 @@ class Builder {
         this.log.warn({ dest: point.dest }, 'mount point missing in a writable image: skipped');
         return;
       }
+      if (r.missing.length > 0 && this.admin.enableOverlay === 'no') {
+        this.log.warn({ dest: point.dest }, "mount point missing, 'enable overlay = no': skipped");
+        return;
+      }
       if (r.missing.length > 0) {
         this.addToLayer(point, path.posix.join(r.resolved, ...r.missing));
         used = true;
@@ -325,6 +329,17 @@ class Builder {
       this.log.verbose({ target: point.dest, root, attrs }, 'mount_setattr');
       const args = { path: point.dest, recursive: true, attrSet: point.attrs, attrClr: 0, root };
       void this.call(context, Method.MountSetattr, args);
+    }
+    if (point.mounts.some((m) => (m.flags & MS.BIND) !== 0)) {
+      // A bind of a shared host mount joins its peer group: make it receive only (or nothing),
+      // so that mounts made in the container never reach the host.
+      const propagation = this.admin.mountSlave ? MS.SLAVE : MS.PRIVATE;
+      const flags = MS.REC | propagation;
+      this.mount(
+        context,
+        { source: null, target: point.dest, fstype: null, flags, data: null },
+        root,
+      );
     }
     if (point.what === 'dev' && minimalDev(this.cfg)) this.containedDev(context, root);
   }

@@ -38,6 +38,8 @@ export function adminSettings(admin: AdminConfig): AdminSettings {
     mountDevpts: admin.mountDevpts,
     mountHome: admin.mountHome,
     mountTmp: admin.mountTmp,
+    mountSlave: admin.mountSlave,
+    enableOverlay: admin.enableOverlay,
     binds: admin.bindPath.map(adminBind).filter((b): b is BindSpec => b !== undefined),
   };
 }
@@ -119,6 +121,14 @@ export function applyPolicy(cfg: TsrunEngineConfig, admin: AdminConfig): void {
     throw usageError(
       "--bind and --scratch are not allowed ('user bind control = no' in tsrun.conf)",
     );
+  }
+  if (admin.enableOverlay === 'no') {
+    const asked = (cfg.overlays ?? []).length > 0 || cfg.writableTmpfs === true;
+    if (asked) {
+      throw usageError(
+        "--overlay and --writable-tmpfs need overlayfs ('enable overlay = no' in tsrun.conf)",
+      );
+    }
   }
   if (cfg.homeBind !== undefined) {
     const source = existingDir('--home', cfg.homeBind.source);

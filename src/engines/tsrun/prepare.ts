@@ -99,8 +99,16 @@ function withWhat<T>(what: string, fn: () => T): T {
  * A SIF file's overlay partition is its first overlay, as in Singularity: read-only, or taking
  * the writes with --writable (the image itself stays read-only).
  */
-function addSifOverlay(cfg: TsrunEngineConfig, source: ImageSource): void {
+function addSifOverlay(cfg: TsrunEngineConfig, source: ImageSource, admin: AdminConfig): void {
   if (source.overlay === undefined) return;
+  if (admin.enableOverlay === 'no') {
+    if (cfg.writable) {
+      throw usageError(
+        `--writable: the overlay partition of '${cfg.image}' needs overlayfs ('enable overlay = no' in tsrun.conf)`,
+      );
+    }
+    return; // The partition stays unused: the image runs as it is.
+  }
   const { offset, size } = source.overlay;
   const overlay = { format: 'sif', path: cfg.image, fstype: 'ext3', offset, size } as const;
   cfg.overlays = [
@@ -268,7 +276,7 @@ export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): v
   checkContainerLimits(cfg.image, admin);
   // What an overlay is, stage 1 finds out itself: a source in the request is not trusted.
   cfg.overlays = (cfg.overlays ?? []).map(({ path: file, readonly }) => ({ path: file, readonly }));
-  addSifOverlay(cfg, cfg.source);
+  addSifOverlay(cfg, cfg.source, admin);
   checkOverlays(cfg);
   checkBinds(cfg);
   cfg.user = currentUser();

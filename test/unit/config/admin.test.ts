@@ -44,6 +44,8 @@ describe('admin config (tsrun.conf)', () => {
       limitContainerGroups: [],
       limitContainerPaths: [],
       rootDefaultCapabilities: 'full',
+      mountSlave: true,
+      enableOverlay: 'try',
       mksquashfsPath: '',
     });
   });
@@ -89,12 +91,12 @@ describe('admin config (tsrun.conf)', () => {
   });
 
   it("accepts Singularity directives that match tsrun's behaviour and refuses the others", () => {
-    const same = parse('mount slave = yes\nenable overlay = try\nmount hostfs = no\n');
+    const same = parse('enable underlay = yes\nalways use nv = no\nmount hostfs = no\n');
     expect(same).to.deep.equal(defaultAdminConfig());
     expect(() => parse('mount hostfs = yes')).to.throw(
       /line 1: 'mount hostfs = yes' is not supported by tsrun yet \(it accepts no\)/,
     );
-    expect(() => parse('enable overlay = no')).to.throw(/not supported by tsrun yet/);
+    expect(() => parse('enable underlay = no')).to.throw(/not supported by tsrun yet/);
     expect(() => parse('mount dev = sometimes')).to.throw(/one of yes, no, minimal/);
   });
 
