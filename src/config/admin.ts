@@ -40,6 +40,8 @@ export interface AdminConfig {
   mountDevpts: boolean;
   mountHome: boolean;
   mountTmp: boolean;
+  /** `mount hostfs`: bind every host file system (disk, network) at its own path. */
+  mountHostfs: boolean;
   /** `mount slave`: host mounts made later propagate into the container (else it is private). */
   mountSlave: boolean;
   /**
@@ -131,14 +133,16 @@ const DIRECTIVES: Record<string, Directive> = {
   'mksquashfs path': { kind: text, field: 'mksquashfsPath', default: '' },
   // Not enforced yet: only what tsrun does is accepted.
   'allow setuid': { kind: yes, default: 'yes', only: ['yes'] },
-  'mount hostfs': { kind: yes, default: 'no', only: ['no'] },
+  'mount hostfs': { kind: yes, field: 'mountHostfs', default: 'no' },
   'mount slave': { kind: yes, field: 'mountSlave', default: 'yes' },
   'enable overlay': {
     kind: { type: 'enum', values: ['yes', 'no', 'try'] },
     field: 'enableOverlay',
     default: 'try',
   },
-  'enable underlay': { kind: yes, default: 'yes', only: ['yes'] },
+  // tsrun has no underlay: with `enable overlay = no` it skips missing mount points, as
+  // Singularity does with both off; either value is accepted and documented.
+  'enable underlay': { kind: yes, default: 'yes', only: ['yes', 'no'] },
   'root default capabilities': {
     kind: { type: 'enum', values: ['full', 'file', 'no'] },
     field: 'rootDefaultCapabilities',

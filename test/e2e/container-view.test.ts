@@ -263,6 +263,25 @@ describe('tsrun.conf directives, on the Debian rootfs', function () {
     }
   });
 
+  it("binds the host's disk file systems at their paths with `mount hostfs = yes`", () => {
+    const image = path.join(dir, 'hostfs.ext2');
+    // Outside /tmp, which the container gets anyway (with what is mounted below it).
+    const point = `/mnt/tsrun-hostfs-${process.pid}`;
+    fs.mkdirSync(point, { recursive: true });
+    execFileSync('truncate', ['-s', '8M', image]);
+    execFileSync('mkfs.ext2', ['-q', '-F', image]);
+    execFileSync('mount', ['-o', 'loop', image, point]);
+    try {
+      fs.writeFileSync(path.join(point, 'mark'), 'host disk');
+      const script = `cat ${point}/mark 2>/dev/null || echo absent`;
+      expect(run(['mount hostfs = yes'], [], script).stdout).to.equal('host disk');
+      expect(run(['mount hostfs = no'], [], script).stdout).to.equal('absent\n');
+    } finally {
+      execFileSync('umount', [point]);
+      fs.rmdirSync(point);
+    }
+  });
+
   it('refuses what the admin forbids, naming the directive', () => {
     const pid = run(['allow pid ns = no'], ['--pid'], 'true');
     expect(pid.stderr).to.equal(

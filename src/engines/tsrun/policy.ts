@@ -22,6 +22,58 @@ function adminBind(spec: string): BindSpec | undefined {
   return { source, destination, readonly: false };
 }
 
+/** File systems `mount hostfs` leaves out: the kernel's own, memory and image mounts. */
+const PSEUDO_FS = new Set([
+  'proc',
+  'sysfs',
+  'devtmpfs',
+  'devpts',
+  'tmpfs',
+  'ramfs',
+  'cgroup',
+  'cgroup2',
+  'securityfs',
+  'debugfs',
+  'tracefs',
+  'pstore',
+  'bpf',
+  'mqueue',
+  'hugetlbfs',
+  'configfs',
+  'fusectl',
+  'binfmt_misc',
+  'autofs',
+  'overlay',
+  'squashfs',
+  'nsfs',
+  'efivarfs',
+  'rpc_pipefs',
+  'nfsd',
+]);
+
+/** Mount points `mount hostfs` never binds: the container has its own. */
+const HOSTFS_SKIP = ['/', '/proc', '/sys', '/dev', '/run', '/var/lib/tsrun'];
+
+/** Mount points of the host's disk and network file systems, for `mount hostfs = yes`. */
+export function hostFileSystems(mountinfo: string): string[] {
+  const out: string[] = [];
+  for (const line of mountinfo.split('\n')) {
+    const fields = line.split(' ');
+    const dash = fields.indexOf('-');
+    if (dash < 0 || fields.length < dash + 2) continue;
+    const point = fields[4].replace(/\\(\d{3})/g, (_, o: string) =>
+      String.fromCharCode(parseInt(o, 8)),
+    );
+    const fstype = fields[dash + 1];
+    if (PSEUDO_FS.has(fstype)) continue;
+    const skipped = HOSTFS_SKIP.some(
+      (p) => point === p || (p !== '/' && point.startsWith(`${p}/`)),
+    );
+    if (!skipped && !out.includes(point)) out.push(point);
+  }
+  return out;
+}
+
 /** What of tsrun.conf the master and the RPC server act on. */
 export function adminSettings(admin: AdminConfig): AdminSettings {
   return {
@@ -40,7 +92,16 @@ export function adminSettings(admin: AdminConfig): AdminSettings {
     mountTmp: admin.mountTmp,
     mountSlave: admin.mountSlave,
     enableOverlay: admin.enableOverlay,
-    binds: admin.bindPath.map(adminBind).filter((b): b is BindSpec => b !== undefined),
+    binds: [
+      ...admin.bindPath.map(adminBind).filter((b): b is BindSpec => b !== undefined),
+      ...(admin.mountHostfs
+        ? hostFileSystems(fs.readFileSync('/proc/self/mountinfo', 'utf8')).map((p) => ({
+            source: p,
+            destination: p,
+            readonly: false,
+          }))
+        : []),
+    ],
   };
 }
 

@@ -45,6 +45,7 @@ describe('admin config (tsrun.conf)', () => {
       limitContainerPaths: [],
       rootDefaultCapabilities: 'full',
       mountSlave: true,
+      mountHostfs: false,
       enableOverlay: 'try',
       mksquashfsPath: '',
     });
@@ -91,12 +92,13 @@ describe('admin config (tsrun.conf)', () => {
   });
 
   it("accepts Singularity directives that match tsrun's behaviour and refuses the others", () => {
-    const same = parse('enable underlay = yes\nalways use nv = no\nmount hostfs = no\n');
+    const same = parse('enable underlay = yes\nalways use nv = no\nallow setuid = yes\n');
     expect(same).to.deep.equal(defaultAdminConfig());
-    expect(() => parse('mount hostfs = yes')).to.throw(
-      /line 1: 'mount hostfs = yes' is not supported by tsrun yet \(it accepts no\)/,
+    expect(() => parse('always use nv = yes')).to.throw(
+      /line 1: 'always use nv = yes' is not supported by tsrun yet \(it accepts no\)/,
     );
-    expect(() => parse('enable underlay = no')).to.throw(/not supported by tsrun yet/);
+    expect(() => parse('allow setuid = no')).to.throw(/not supported by tsrun yet/);
+    expect(parse('enable underlay = no')).to.deep.equal(defaultAdminConfig());
     expect(() => parse('mount dev = sometimes')).to.throw(/one of yes, no, minimal/);
   });
 
