@@ -148,6 +148,19 @@ describe('what the payload sees (Debian rootfs)', function () {
     expect(Number(flags) & 1, 'IFF_UP').to.equal(1);
   });
 
+  it('binds paths with spaces, repeated and comma-separated, read-only with :ro', () => {
+    const a = path.join(dir, 'with space');
+    const b = path.join(dir, 'second dir');
+    fs.mkdirSync(a, { recursive: true });
+    fs.mkdirSync(b, { recursive: true });
+    fs.writeFileSync(path.join(a, 'f'), 'A');
+    fs.writeFileSync(path.join(b, 'f'), 'B');
+    const script = 'cat "/mnt/a b/f" /mnt/c/f /opt/x/f; touch /mnt/c/w 2>/dev/null || echo ro';
+    const r = sh(['-B', `${a}:/mnt/a b,${b}:/mnt/c:ro`, '--bind', `${a}:/opt/x`], script);
+    expect(r.stderr).to.equal('');
+    expect(r.stdout).to.equal('ABAro\n');
+  });
+
   it('keeps a bind through a symlink to /etc inside the container root', () => {
     const image = path.join(dir, 'linky');
     execFileSync('cp', ['-a', `${BUSYBOX}/.`, image]);
