@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import {
   BUSYBOX,
+  busyboxImageFiles,
   expectNothingLeftBehind,
   holdLoop0,
   requireImage,
@@ -50,12 +51,7 @@ describe('admin config (tsrun.conf)', function () {
     requireImage(this, BUSYBOX, 'run scripts/setup.sh');
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-conf-'));
     confFile = path.join(dir, 'tsrun.conf');
-    squashfs = path.join(dir, 'busybox.sqfs');
-    execFileSync('mksquashfs', [BUSYBOX, squashfs, '-noappend', '-quiet'], { stdio: 'ignore' });
-    ext3 = path.join(dir, 'busybox.ext3');
-    fs.writeFileSync(ext3, '');
-    fs.truncateSync(ext3, 64 << 20);
-    execFileSync('mkfs.ext3', ['-q', '-F', '-d', BUSYBOX, ext3], { stdio: 'ignore' });
+    ({ squashfs, ext3 } = busyboxImageFiles(dir));
   });
   this.afterAll(() => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });

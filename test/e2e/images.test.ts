@@ -9,6 +9,7 @@ import { FsType, primaryPartition, readSif } from '../../src/images/sif';
 import { writeSif } from '../../src/images/sif-write';
 import {
   BUSYBOX,
+  busyboxImageFiles,
   expectNothingLeftBehind,
   requireImage,
   SIF_FIXTURE,
@@ -34,12 +35,7 @@ describe('image files', function () {
   this.beforeAll(function () {
     requireImage(this, BUSYBOX, 'run scripts/setup.sh');
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-images-'));
-    squashfs = path.join(dir, 'busybox.sqfs');
-    execFileSync('mksquashfs', [BUSYBOX, squashfs, '-noappend', '-quiet'], { stdio: 'ignore' });
-    ext3 = path.join(dir, 'busybox.ext3');
-    fs.writeFileSync(ext3, '');
-    fs.truncateSync(ext3, 64 << 20);
-    execFileSync('mkfs.ext3', ['-q', '-F', '-d', BUSYBOX, ext3], { stdio: 'ignore' });
+    ({ squashfs, ext3 } = busyboxImageFiles(dir));
   });
   this.afterAll(() => {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });

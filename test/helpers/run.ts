@@ -1,7 +1,7 @@
 // Helpers for the end-to-end tests: run the tsrun CLI as a user would, find the test images, and
 // check that a run leaves nothing behind.
 import { expect } from 'chai';
-import { spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, SpawnSyncReturns } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -140,4 +140,15 @@ export function holdLoop0(file: string): () => void {
   const busy = spawnSync('losetup', ['/dev/loop0'], { encoding: 'utf8' }).status === 0;
   if (!busy) throw new Error(`cannot hold /dev/loop0: ${r.stderr}`);
   return () => undefined;
+}
+
+/** The busybox image as a squashfs file and as an ext3 file (64 MiB), made in `dir`. */
+export function busyboxImageFiles(dir: string): { squashfs: string; ext3: string } {
+  const squashfs = path.join(dir, 'busybox.sqfs');
+  execFileSync('mksquashfs', [BUSYBOX, squashfs, '-noappend', '-quiet'], { stdio: 'ignore' });
+  const ext3 = path.join(dir, 'busybox.ext3');
+  fs.writeFileSync(ext3, '');
+  fs.truncateSync(ext3, 64 << 20);
+  execFileSync('mkfs.ext3', ['-q', '-F', '-d', BUSYBOX, ext3], { stdio: 'ignore' });
+  return { squashfs, ext3 };
 }
