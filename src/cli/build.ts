@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { fromErrorData, TsrunError, usageError, wrap } from '../common/errors';
 import { readMessageSync } from '../common/messages';
 import { detectImage, ImageSource } from '../images/detect';
+import { refuseImageURI } from './config';
 import { FsType } from '../images/sif';
 import { PartitionSource, writeSif } from '../images/sif-write';
 import { lookPath } from '../engines/tsrun/actions';
@@ -176,15 +177,16 @@ function overlaps(target: string, source: string): boolean {
   const real = (p: string) => (fs.existsSync(p) ? fs.realpathSync(p) : p);
   const t = real(target);
   const s = real(source);
-  return t === s || s.startsWith(`${t}/`);
+  return t === s || s.startsWith(`${t}/`) || t.startsWith(`${s}/`);
 }
 
 /** Builds `out` from the image `source`; leaves no partial output behind on failure. */
 export async function build(out: string, source: string, opts: BuildOptions): Promise<void> {
+  refuseImageURI(source);
   const src = detectImage(path.resolve(source));
   const target = path.resolve(out);
   if (overlaps(target, src.path)) {
-    throw usageError(`build: '${out}' is or holds the source '${source}'`);
+    throw usageError(`build: '${out}' is, holds or lies inside the source '${source}'`);
   }
   if (fs.existsSync(target)) {
     if (!opts.force) throw usageError(`build: '${out}' exists (use --force to replace it)`);

@@ -52,13 +52,19 @@ export function parseBinds(values: string[] = []): BindSpec[] {
     });
 }
 
+/** Variables bin/tsrun moves aside from tsrun's own Node processes, given back here. */
+const SET_ASIDE = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS'];
+
 /** The host environment for the payload: as the user has it, minus the launcher's own changes. */
 export function hostEnvironment(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v;
-  const saved = out.TSRUN_HOST_NODE_EXTRA_CA_CERTS;
-  delete out.TSRUN_HOST_NODE_EXTRA_CA_CERTS;
-  if (saved !== undefined) out.NODE_EXTRA_CA_CERTS = saved;
+  delete out.TSRUN_ARGV_PLUS;
+  for (const name of SET_ASIDE) {
+    const saved = out[`TSRUN_HOST_${name}`];
+    delete out[`TSRUN_HOST_${name}`];
+    if (saved !== undefined) out[name] = saved;
+  }
   return out;
 }
 
@@ -123,6 +129,19 @@ export function requestedEnvironment(
   return out;
 }
 
+/**
+ * docker://, library://, oras://, shub:// and other URIs name images that tsrun would have to
+ * fetch and convert: it runs local images only, and says so instead of looking for a file.
+ */
+export function refuseImageURI(image: string): void {
+  const uri = /^([a-z][a-z0-9+.-]*):\/\//i.exec(image);
+  if (uri !== null) {
+    throw usageError(
+      `'${image}': ${uri[1]}:// images are not supported; tsrun runs local images (SIF, squashfs and ext3 files, sandbox directories)`,
+    );
+  }
+}
+
 function checkPwd(pwd: string | undefined): void {
   if (pwd !== undefined && !pwd.startsWith('/')) {
     throw usageError(`--pwd '${pwd}' must be an absolute path`);
@@ -136,6 +155,7 @@ export function buildEngineConfig(
   opts: ContainerOptions,
 ): CommonConfig {
   checkPwd(opts.pwd);
+  refuseImageURI(image);
   const engineConfig: TsrunEngineConfig = {
     image: path.resolve(image),
     action,

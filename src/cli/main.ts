@@ -136,9 +136,17 @@ function buildProgram(): Command {
   return program;
 }
 
+/** The command line, without the '+' that bin/tsrun puts before each argument (see there). */
+function commandLine(): string[] {
+  const args = process.argv.slice(2);
+  if (process.env.TSRUN_ARGV_PLUS !== '1') return args;
+  delete process.env.TSRUN_ARGV_PLUS;
+  return args.map((a) => (a.startsWith('+') ? a.slice(1) : a));
+}
+
 async function main(): Promise<void> {
   try {
-    await buildProgram().parseAsync(process.argv);
+    await buildProgram().parseAsync(commandLine(), { from: 'user' });
   } catch (err) {
     if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 255);
     writeStderr(`tsrun: ${errorMessage(err)}\n`);

@@ -31,7 +31,9 @@ export function errorCode(err: unknown): string {
 }
 
 export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
+  const message = err instanceof Error ? err.message : String(err);
+  // One line, whatever a message quotes (a JSON parser quotes the text it choked on).
+  return message.replace(/\s*\n\s*/g, ' ');
 }
 
 /** Adds context in front of an error's message, keeping its code. */

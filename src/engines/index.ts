@@ -16,6 +16,11 @@ export interface ContainerProcess {
   pidfd: number;
   /** The container process is pid 1 of its own pid namespace. */
   pidNamespaceInit: boolean;
+  /**
+   * Resolves once stage 2 has loaded everything it needs from the host's root (modules, the
+   * addon and its libraries, tsrun-init): the container's root must not change before.
+   */
+  stage2Ready?: Promise<void>;
 }
 
 /** Signals the master received for the container, in order. */

@@ -14,30 +14,55 @@ import { startContainer, StartedContainer } from './container';
 import { SignalForwarder } from './signals';
 import { runStage1 } from './stage1';
 
-type Stage2Message = { type: 'log'; record: LogRecord } | { type: 'error'; error: ErrorData };
+type Stage2Message =
+  { type: 'ready' } | { type: 'log'; record: LogRecord } | { type: 'error'; error: ErrorData };
 
-/** Sends stage 2 its start message; resolves when it exec'd the payload (or died). */
-function startStage2(c: StartedContainer, engine: Engine, starter: StarterConfig): Promise<void> {
+/** The master's side of the master socket: stage 2's records, errors and readiness. */
+interface Stage2Link {
+  /** Resolves once stage 2 has loaded all it needs: the root may change under it from then on. */
+  ready: Promise<void>;
+  /** Sends the start message; resolves when stage 2 exec'd the payload (or rejects: it died). */
+  start(engine: Engine, starter: StarterConfig): Promise<void>;
+}
+
+/** Listens to stage 2 from the moment it is cloned. */
+function linkStage2(c: StartedContainer): Stage2Link {
   const sock = new net.Socket({ fd: c.masterFd, readable: true, writable: true });
-  return new Promise((resolve, reject) => {
-    let failure: TsrunError | undefined;
+  let failure: TsrunError | undefined;
+  let markReady!: () => void;
+  let notReady!: (err: Error) => void;
+  const ready = new Promise<void>((resolve, reject) => {
+    markReady = resolve;
+    notReady = reject;
+  });
+  ready.catch(() => undefined); // a stage 2 that died before is reported by start()
+  const ended = new Promise<void>((resolve, reject) => {
     readMessages(
       sock,
       (m) => {
         const msg = m as Stage2Message;
-        if (msg.type === 'log') log().emit(msg.record);
+        if (msg.type === 'ready') markReady();
+        else if (msg.type === 'log') log().emit(msg.record);
         else if (msg.type === 'error') failure = fromErrorData(msg.error, 'stage 2');
       },
       (err) => {
         sock.destroy();
-        if (failure !== undefined || err !== undefined) reject(failure ?? err);
+        const why = failure ?? err;
+        notReady(why ?? new TsrunError('stage 2 ended before it was ready', 'ECHILD'));
+        if (why !== undefined) reject(why);
         else resolve();
       },
     );
-    sock.write(
-      `${JSON.stringify({ type: 'start', engineConfig: engine.common, starterConfig: starter })}\n`,
-    );
   });
+  ended.catch(() => undefined);
+  return {
+    ready,
+    start(engine, starter) {
+      const msg = { type: 'start', engineConfig: engine.common, starterConfig: starter };
+      sock.write(`${JSON.stringify(msg)}\n`);
+      return ended;
+    },
+  };
 }
 
 async function createContainer(c: StartedContainer, engine: Engine): Promise<void> {
@@ -81,10 +106,12 @@ export async function runStarter(bytes: Buffer, signals: SignalForwarder): Promi
   const c = await startContainer(engine.common.engineName, cid, starter);
   process.title = 'tsrun: master';
   log().setStage('master');
+  const stage2 = linkStage2(c);
+  c.stage2Ready = stage2.ready;
   try {
     if (c.rpcFd >= 0) await withContext('creating the container', () => createContainer(c, engine));
     await engine.ops.preStartProcess?.(c);
-    await startStage2(c, engine, starter);
+    await stage2.start(engine, starter);
   } catch (err) {
     await killContainer(c);
     await engine.ops.cleanupContainer();

@@ -73,6 +73,8 @@ async function main(): Promise<void> {
   );
   preloadEngine(process.env.TSRUN_ENGINE ?? 'tsrun');
   const initFd = openInitProgram();
+  // All of the host's files it needs are loaded or open: the RPC server may change the root now.
+  send({ type: 'ready' });
   const start = readStart();
   reapRpcServer();
   const engine = newEngine(JSON.stringify(start.engineConfig));

@@ -68,6 +68,34 @@ describe('what the payload sees (Debian rootfs)', function () {
     expect(r.stdout).to.contain('A=quoted "a"\n');
   });
 
+  it("keeps --env-file and NODE_OPTIONS away from tsrun's own Node processes", () => {
+    const file = path.join(dir, 'node.env');
+    fs.writeFileSync(file, 'NODE_OPTIONS=--no-such-node-flag\nMARK=1\n');
+    const env = { ...process.env, NODE_OPTIONS: '--max-old-space-size=64' };
+    const r = sh(['--env-file', file], 'echo "$MARK $NODE_OPTIONS"', env);
+    expect(r.stderr).to.equal('');
+    expect(r.stdout).to.equal('1 --no-such-node-flag\n');
+    const host = sh([], 'echo "$NODE_OPTIONS"', env);
+    expect(host.stdout).to.equal('--max-old-space-size=64\n');
+    const missing = sh(['--env-file', path.join(dir, 'none.env')], 'true');
+    expect(missing.status).to.equal(255);
+    expect(missing.stderr).to.equal(
+      `tsrun: --env-file '${path.join(dir, 'none.env')}': does not exist\n`,
+    );
+    const arg = tsrun(['exec', DEBIAN, 'echo', '--env-file=/nonexistent', '+kept']);
+    expect(arg.stdout, 'payload arguments pass untouched').to.equal(
+      '--env-file=/nonexistent +kept\n',
+    );
+  });
+
+  it('refuses docker:// and other image URIs, naming what tsrun runs', () => {
+    const r = tsrun(['exec', 'docker://busybox', 'true']);
+    expect(r.status).to.equal(255);
+    expect(r.stderr).to.equal(
+      "tsrun: 'docker://busybox': docker:// images are not supported; tsrun runs local images (SIF, squashfs and ext3 files, sandbox directories)\n",
+    );
+  });
+
   it('refuses a malformed env file with its line number', () => {
     const file = path.join(dir, 'bad.env');
     fs.writeFileSync(file, 'A=1\nthis is not an assignment\n');

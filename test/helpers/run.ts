@@ -127,6 +127,7 @@ export function withoutAdminBinds(): NodeJS.ProcessEnv {
     .filter((l) => !/^\s*bind path\s*=/.test(l))
     .join('\n');
   fs.writeFileSync(file, text, { mode: 0o644 });
+  process.once('exit', () => fs.rmSync(file, { force: true }));
   return { ...process.env, TSRUN_CONF: file };
 }
 

@@ -373,6 +373,7 @@ export async function createContainer(
   cfg: TsrunEngineConfig,
   rpc: RpcClient,
   log: Logger,
+  stage2Ready: Promise<void> = Promise.resolve(),
 ): Promise<void> {
   const b = new Builder(cfg, rpc, log);
   const planned = planMountPoints(cfg, b.s, (p) => fs.statSync(p).isDirectory());
@@ -409,6 +410,8 @@ export async function createContainer(
     const name = cfg.hostname;
     void b.call(`setting hostname '${name}'`, Method.SetHostname, { name });
   }
+  // Stage 2 loads its modules from the host's root: the pivot waits until it has.
+  await stage2Ready;
   void b.call(`changing root to '${root}'`, Method.Chroot, { root });
   await b.done();
 }

@@ -37,11 +37,11 @@ export class TsrunEngine implements EngineOperations {
     prepareConfig(this.cfg, starter);
   }
 
-  async createContainer(_container: ContainerProcess, rpc: RpcClient): Promise<void> {
+  async createContainer(container: ContainerProcess, rpc: RpcClient): Promise<void> {
     const { lockImages } = require('./locks') as typeof import('./locks');
     this.locks = lockImages(this.cfg);
     const { createContainer } = require('./create') as typeof import('./create');
-    await createContainer(this.cfg, rpc, log());
+    await createContainer(this.cfg, rpc, log(), container.stage2Ready);
   }
 
   /**

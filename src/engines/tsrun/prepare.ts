@@ -138,7 +138,9 @@ function checkOverlays(cfg: TsrunEngineConfig): void {
   const twice = paths.find((p, i) => paths.indexOf(p) !== i);
   if (twice !== undefined) throw usageError(`--overlay '${twice}' is given twice`);
   if (cfg.writable && overlays.length > 0) {
-    throw usageError('--writable and --overlay: give the overlay without :ro to write into it');
+    throw usageError(
+      '--writable and --overlay exclude each other (an --overlay without :ro takes the writes)',
+    );
   }
   const writableOverlays = overlays.filter((o) => !o.readonly).length;
   if (writableOverlays > 1) throw usageError('--overlay: only one overlay can be writable');

@@ -88,9 +88,18 @@ describe('payload environment', () => {
     });
   });
 
-  it('gives back NODE_EXTRA_CA_CERTS that the launcher moved aside', () => {
-    const env = hostEnvironment({ TSRUN_HOST_NODE_EXTRA_CA_CERTS: '/ca.pem', A: 'b' });
-    expect(env).to.deep.equal({ NODE_EXTRA_CA_CERTS: '/ca.pem', A: 'b' });
+  it('gives back NODE_EXTRA_CA_CERTS and NODE_OPTIONS that the launcher moved aside', () => {
+    const env = hostEnvironment({
+      TSRUN_HOST_NODE_EXTRA_CA_CERTS: '/ca.pem',
+      TSRUN_HOST_NODE_OPTIONS: '--inspect',
+      TSRUN_ARGV_PLUS: '1',
+      A: 'b',
+    });
+    expect(env).to.deep.equal({
+      NODE_EXTRA_CA_CERTS: '/ca.pem',
+      NODE_OPTIONS: '--inspect',
+      A: 'b',
+    });
   });
 });
 
