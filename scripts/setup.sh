@@ -58,6 +58,14 @@ build_image() {
   bash "$REPO_ROOT/scripts/make-busybox-rootfs.sh" "$REPO_ROOT/images/busybox"
 }
 
+# The fixed, empty mount point of every container's session tmpfs: users without root cannot
+# make it, so the set-up does.
+session_dir() {
+  step "session dir: /var/lib/tsrun/mnt/session"
+  mkdir -p /var/lib/tsrun/mnt/session
+  chmod 755 /var/lib/tsrun /var/lib/tsrun/mnt /var/lib/tsrun/mnt/session
+}
+
 # Tests of the unprivileged path need user namespaces; say so now rather than in a failing test.
 warn_about_kernel() {
   local f=/proc/sys/kernel/unprivileged_userns_clone
@@ -80,6 +88,7 @@ main() {
   install_packages
   npm_install
   build_image
+  session_dir
   warn_about_kernel
   step "done"
 }

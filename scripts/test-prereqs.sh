@@ -12,3 +12,9 @@ need_packages squashfs-tools e2fsprogs util-linux libseccomp-dev
 rebuild_addon_without_seccomp
 bash "$(dirname "${BASH_SOURCE[0]}")/make-busybox-rootfs.sh"
 bash "$(dirname "${BASH_SOURCE[0]}")/make-debian-rootfs.sh"
+
+# An ordinary user for the user-namespace tests (they run tsrun as this user with setpriv).
+if [[ "$(id -u)" == 0 ]] && ! id tsrun-test >/dev/null 2>&1; then
+  say "adding the unprivileged test user tsrun-test"
+  useradd --create-home --shell /bin/sh --comment 'tsrun tests' tsrun-test
+fi

@@ -29,6 +29,8 @@ export interface ContainerOptions extends PrivilegeFlags {
   hostname?: string;
   pwd?: string;
   containall?: boolean;
+  userns?: boolean;
+  fakeroot?: boolean;
   init?: boolean;
   home?: string | boolean;
   workdir?: string;
@@ -179,6 +181,8 @@ export function buildEngineConfig(
     dns: parseDns(opts.dns),
     netNamespace: opts.net ?? false,
     noInit: opts.init === false,
+    userns: opts.userns ?? false,
+    fakeroot: opts.fakeroot ?? false,
     pidNamespace: (opts.pid ?? false) || opts.containall === true,
     utsNamespace: (opts.uts ?? false) || opts.hostname !== undefined,
     ipcNamespace: (opts.ipc ?? false) || opts.containall === true,

@@ -3,11 +3,12 @@
 // and execs stage 2; the RPC server is a child of stage 2, in the same namespaces.
 import * as fs from 'node:fs';
 import { wrap } from '../common/errors';
+import { userNamespacesUnavailable } from '../common/userns';
 import { log } from '../common/log';
 import type { IdMap, StarterConfig } from '../engines/config';
 import type { ContainerProcess } from '../engines';
-import { addon, CloneHandle } from '../native/addon';
-import { NAMESPACES, NamespaceKind } from '../native/constants';
+import { addon, CloneHandle, ExecSpec } from '../native/addon';
+import { CAPABILITIES, NAMESPACES, NamespaceKind } from '../native/constants';
 import { stageSpec } from './stages';
 
 export interface StartedContainer extends ContainerProcess {
@@ -56,6 +57,44 @@ async function releaseOrKill(handle: CloneHandle, starter: StarterConfig): Promi
   }
 }
 
+/**
+ * In a new user namespace the stages run as the user's (mapped) uid, and execve drops the
+ * capabilities the clone gave them there unless they are ambient: the RPC server keeps what its
+ * mounts need, stage 2 what it needs to set the payload's ids and capabilities.
+ */
+const RPC_CAPS = [
+  'CAP_SYS_ADMIN',
+  'CAP_SYS_CHROOT',
+  'CAP_DAC_OVERRIDE',
+  'CAP_DAC_READ_SEARCH',
+  'CAP_FOWNER',
+  'CAP_CHOWN',
+  'CAP_SETUID',
+  'CAP_SETGID',
+  'CAP_NET_ADMIN',
+];
+const STAGE2_CAPS = ['CAP_SETPCAP', 'CAP_SETUID', 'CAP_SETGID'];
+
+function withAmbient(spec: ExecSpec, starter: StarterConfig, caps: string[]): ExecSpec {
+  if (starter.namespaces.user !== true) return spec;
+  const numbers = caps.map((c) => (CAPABILITIES as readonly string[]).indexOf(c));
+  return { ...spec, ambientCaps: numbers };
+}
+
+/** The clear error for a user namespace the kernel refused (a limit or policy stage 1 missed). */
+function userNamespaceRefused(err: unknown, starter: StarterConfig): Error | undefined {
+  const code = (err as { code?: string }).code;
+  if (starter.namespaces.user !== true || !['EPERM', 'ENOSPC', 'EUSERS'].includes(code ?? '')) {
+    return undefined;
+  }
+  const why = userNamespacesUnavailable(process.getuid!() === 0);
+  return wrap(
+    err,
+    why ??
+      'the kernel refused to create a user namespace (user.max_user_namespaces, or a security module)',
+  );
+}
+
 /** Clones the container process (stage 2 and, when asked, the RPC server). */
 export async function startContainer(
   engineName: string,
@@ -82,9 +121,13 @@ export async function startContainer(
       flags,
       joinNs: joinFds,
       waitForRelease: true,
-      main: stageSpec('stage2', stage2Fd, env),
-      rpc: starter.rpc ? stageSpec('rpc', rpcServerFd, env) : undefined,
+      main: withAmbient(stageSpec('stage2', stage2Fd, env), starter, STAGE2_CAPS),
+      rpc: starter.rpc
+        ? withAmbient(stageSpec('rpc', rpcServerFd, env), starter, RPC_CAPS)
+        : undefined,
     });
+  } catch (err) {
+    throw userNamespaceRefused(err, starter) ?? err;
   } finally {
     for (const fd of [stage2Fd, rpcServerFd, ...joinFds]) if (fd >= 0) addon().close(fd);
   }

@@ -72,6 +72,10 @@ export interface TsrunEngineConfig {
    * tsrun-starter a config; no CLI flag sets it.
    */
   joinNamespaces?: Partial<Record<'net' | 'uts' | 'ipc', string>>;
+  /** -u/--userns: the user-namespace mode for root too (always on for other users). */
+  userns?: boolean;
+  /** --fakeroot: uid and gid 0 inside a user namespace, mapped to the caller. */
+  fakeroot?: boolean;
   /** -p without --no-init: an init runs as pid 1 and the payload as its child. */
   noInit?: boolean;
   pidNamespace: boolean;
@@ -221,6 +225,8 @@ export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
     dns: field(obj, 'dns', optional(isStringArray), 'an array of strings'),
     netNamespace: field(obj, 'netNamespace', optional(isBool), 'a boolean'),
     noInit: field(obj, 'noInit', optional(isBool), 'a boolean'),
+    userns: field(obj, 'userns', optional(isBool), 'a boolean'),
+    fakeroot: field(obj, 'fakeroot', optional(isBool), 'a boolean'),
     joinNamespaces: field(
       obj,
       'joinNamespaces',

@@ -9,7 +9,7 @@
 // /etc/passwd holds).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { wrap } from '../../common/errors';
+import { TsrunError, wrap } from '../../common/errors';
 import type { Logger } from '../../common/log';
 import { MS, mountAttrNames, mountFlagNames } from '../../native/constants';
 import type { RpcClient } from '../../rpc/client';
@@ -114,7 +114,15 @@ class Builder {
    * '/' stay in the container's namespace (rslave).
    */
   session(): void {
-    fs.mkdirSync(this.s.root, { recursive: true, mode: 0o755 });
+    try {
+      fs.mkdirSync(this.s.root, { recursive: true, mode: 0o755 });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new TsrunError(
+        `session dir '${this.s.root}' is missing and cannot be made (${code}): run scripts/setup.sh as root`,
+        'ENOENT',
+      );
+    }
     const context = 'creating the session dir';
     const flags = MS.NOSUID | MS.NODEV;
     const data = `mode=755,size=${this.admin.sessiondirMaxSize}m`;
@@ -314,6 +322,8 @@ class Builder {
     let data = `lowerdir=${lowers}`;
     if (layers.upper !== undefined) {
       data += `,upperdir=${overlayPath(layers.upper.upper)},workdir=${overlayPath(layers.upper.work)}`;
+      // A user namespace may not write trusted.* xattrs: overlayfs keeps its own in user.*.
+      if (this.cfg.userns === true) data += ',userxattr';
     }
     const flags = MS.NODEV | (layers.upper === undefined ? MS.RDONLY : 0);
     const overlay = { source: 'overlay', target: this.s.final, fstype: 'overlay', flags, data };
@@ -358,7 +368,12 @@ class Builder {
     }
     if (this.admin.mountDevpts) {
       this.mkdir(context, '/dev/pts', 0o755, root);
-      this.mount(context, DEVPTS_MOUNT, root);
+      // In a user namespace group 5 (tty) is not mapped: the kernel refuses gid=5 there.
+      const devpts =
+        this.cfg.userns === true
+          ? { ...DEVPTS_MOUNT, data: DEVPTS_MOUNT.data!.replace(',gid=5', '') }
+          : DEVPTS_MOUNT;
+      this.mount(context, devpts, root);
     }
     this.mkdir(context, '/dev/shm', 0o1777, root);
     this.mount(context, SHM_MOUNT, root);

@@ -65,6 +65,7 @@ function pseudo(fstype: string, dest: string, flags: number, data: string | null
 }
 
 const NOSUID_NODEV_NOEXEC = MS.NOSUID | MS.NODEV | MS.NOEXEC;
+const NOSUID_NODEV_NOEXEC_ATTRS = MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV | MOUNT_ATTR.NOEXEC;
 
 /** Whether /dev is the minimal one: with --contain, or when the admin says `mount dev = minimal`. */
 export function minimalDev(cfg: TsrunEngineConfig): boolean {
@@ -92,13 +93,24 @@ export function containedSources(cfg: TsrunEngineConfig, s: SessionPaths) {
 function systemMountPoints(cfg: TsrunEngineConfig, s: SessionPaths): MountPoint[] {
   const admin = cfg.admin;
   const points: MountPoint[] = [];
+  // In a user namespace the kernel mounts proc only for a pid namespace it owns, and sysfs only
+  // for a network namespace it owns: otherwise the host's are bound.
+  const userns = cfg.userns === true;
   if (admin?.mountProc ?? true) {
-    const mounts = [pseudo('proc', '/proc', NOSUID_NODEV_NOEXEC, null)];
-    points.push({ dest: '/proc', kind: 'dir', what: 'proc', mounts });
+    if (userns && !cfg.pidNamespace) {
+      points.push({ ...bindPoint('proc', '/proc', '/proc'), attrs: NOSUID_NODEV_NOEXEC_ATTRS });
+    } else {
+      const mounts = [pseudo('proc', '/proc', NOSUID_NODEV_NOEXEC, null)];
+      points.push({ dest: '/proc', kind: 'dir', what: 'proc', mounts });
+    }
   }
   if (admin?.mountSys ?? true) {
-    const mounts = [pseudo('sysfs', '/sys', NOSUID_NODEV_NOEXEC, null)];
-    points.push({ dest: '/sys', kind: 'dir', what: 'sysfs', mounts });
+    if (userns && cfg.netNamespace !== true) {
+      points.push({ ...bindPoint('sysfs', '/sys', '/sys'), attrs: NOSUID_NODEV_NOEXEC_ATTRS });
+    } else {
+      const mounts = [pseudo('sysfs', '/sys', NOSUID_NODEV_NOEXEC, null)];
+      points.push({ dest: '/sys', kind: 'dir', what: 'sysfs', mounts });
+    }
   }
   if ((admin?.mountDev ?? 'yes') !== 'no') {
     const minimal = minimalDev(cfg);

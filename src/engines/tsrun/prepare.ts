@@ -15,6 +15,7 @@ import { prepareCgroups } from './cgroups';
 import type { TsrunEngineConfig, UserInfo } from './config';
 import { preparePrivileges } from './prepare-privileges';
 import { adminSettings, applyPolicy, checkContainerLimits } from './policy';
+import { fakerootIdentity, prepareUserNamespace, wantsUserNamespace } from './userns';
 
 /** Where every container mounts its session tmpfs, in its own mount namespace. */
 export const DEFAULT_SESSION_DIR = '/var/lib/tsrun/mnt/session';
@@ -268,9 +269,8 @@ function joinNamespaces(cfg: TsrunEngineConfig, starter: StarterConfig): void {
 
 /** Fills in the starter config for a container run as root. */
 export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): void {
-  if (process.getuid!() !== 0) {
-    throw usageError('running as a non-root user needs the user-namespace mode: not supported yet');
-  }
+  const userns = wantsUserNamespace(cfg, process.getuid!());
+  cfg.userns = userns;
   const admin = loadAdminConfig();
   cfg.admin = adminSettings(admin);
   cfg.image = path.resolve(cfg.image);
@@ -281,7 +281,8 @@ export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): v
   addSifOverlay(cfg, cfg.source, admin);
   checkOverlays(cfg);
   checkBinds(cfg);
-  cfg.user = currentUser();
+  const caller = currentUser();
+  cfg.user = cfg.fakeroot === true ? fakerootIdentity(cfg, caller) : caller;
   applyPolicy(cfg, admin);
   // Not from the request: where the mounts go is not the caller's choice.
   cfg.sessionDir = DEFAULT_SESSION_DIR;
@@ -298,5 +299,13 @@ export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): v
     net: cfg.netNamespace === true,
   };
   joinNamespaces(cfg, starter);
-  preparePrivileges(cfg, starter, boundingCapabilities(), admin.rootDefaultCapabilities);
+  const bounding = boundingCapabilities();
+  if (userns) {
+    // The privileges are decided for the caller; the namespace then sets the ids inside.
+    const callerCfg = { ...cfg, user: caller };
+    preparePrivileges(callerCfg, starter, bounding, admin.rootDefaultCapabilities);
+    prepareUserNamespace(cfg, starter, caller, bounding);
+    return;
+  }
+  preparePrivileges(cfg, starter, bounding, admin.rootDefaultCapabilities);
 }

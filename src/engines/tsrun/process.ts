@@ -63,7 +63,8 @@ export function applyIdentity(starter: StarterConfig): void {
   const caps = starter.capabilities;
   applyBounding(caps);
   const gid = starter.targetGIDs[0];
-  addon().setgroups(starter.targetGIDs);
+  // In a user namespace the master denied setgroups: the payload keeps the user's groups.
+  if (starter.namespaces.user !== true) addon().setgroups(starter.targetGIDs);
   if (gid !== undefined) addon().setresgid(gid, gid, gid);
   addon().setKeepCaps(true);
   addon().setresuid(starter.targetUID, starter.targetUID, starter.targetUID);

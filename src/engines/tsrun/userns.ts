@@ -1,0 +1,86 @@
+// The user-namespace mode of stage 1: for a caller who is not root (or root with -u/--userns,
+// and --fakeroot), the container gets a user namespace of its own with one mapping, the caller's
+// uid and gid (to 0 with --fakeroot), and setgroups denied. Nothing here needs privilege.
+import { usageError } from '../../common/errors';
+import { userNamespacesUnavailable } from '../../common/userns';
+import type { StarterConfig } from '../config';
+import type { TsrunEngineConfig, UserInfo } from './config';
+
+/** Whether this run uses the user-namespace mode. */
+export function wantsUserNamespace(cfg: TsrunEngineConfig, uid: number): boolean {
+  return uid !== 0 || cfg.userns === true || cfg.fakeroot === true;
+}
+
+/** Root's identity inside with --fakeroot; its home is the caller's home, bound at /root. */
+function fakeRootUser(): UserInfo {
+  return {
+    uid: 0,
+    gid: 0,
+    name: 'root',
+    gecos: 'root',
+    home: '/root',
+    shell: '/bin/sh',
+    groups: [{ gid: 0, name: 'root' }],
+  };
+}
+
+/** Checks what the mode cannot do yet; says so plainly. */
+function checkSupported(cfg: TsrunEngineConfig): void {
+  const source = cfg.source!;
+  if (source.format !== 'sandbox') {
+    throw usageError(
+      `image '${cfg.image}' is ${source.format === 'sif' ? `a SIF file (${source.fstype})` : `a ${source.format} file`}: without root (user-namespace mode) tsrun runs sandbox directories only so far`,
+    );
+  }
+  for (const overlay of cfg.overlays ?? []) {
+    if (overlay.source?.format !== 'sandbox') {
+      throw usageError(
+        `--overlay '${overlay.path}': without root (user-namespace mode) only directories can be overlays so far`,
+      );
+    }
+  }
+  if (cfg.writable) {
+    throw usageError('--writable: not supported without root (user-namespace mode) yet');
+  }
+}
+
+/**
+ * Sets up the user namespace: the mappings, the payload's ids (the caller's, or root's with
+ * --fakeroot) and, with --fakeroot, root's identity and capabilities inside.
+ */
+export function prepareUserNamespace(
+  cfg: TsrunEngineConfig,
+  starter: StarterConfig,
+  caller: UserInfo,
+  bounding: string[],
+): void {
+  const why = userNamespacesUnavailable(caller.uid === 0);
+  if (why !== undefined) throw usageError(why);
+  checkSupported(cfg);
+  const fakeroot = cfg.fakeroot === true;
+  const inside = { uid: fakeroot ? 0 : caller.uid, gid: fakeroot ? 0 : caller.gid };
+  starter.namespaces.user = true;
+  starter.uidMap = [{ containerID: inside.uid, hostID: caller.uid, size: 1 }];
+  starter.gidMap = [{ containerID: inside.gid, hostID: caller.gid, size: 1 }];
+  starter.targetUID = inside.uid;
+  starter.targetGIDs = [inside.gid];
+  if (fakeroot) {
+    // Root of its own namespace: every capability there, none on the host.
+    starter.capabilities = {
+      bounding,
+      effective: bounding,
+      permitted: bounding,
+      inheritable: [],
+      ambient: [],
+    };
+    starter.noNewPrivs = false;
+  }
+}
+
+/** With --fakeroot the user is root inside, with the caller's home bound at /root. */
+export function fakerootIdentity(cfg: TsrunEngineConfig, caller: UserInfo): UserInfo {
+  if (cfg.homeBind === undefined && cfg.noHome !== true) {
+    cfg.homeBind = { source: caller.home, destination: '/root' };
+  }
+  return fakeRootUser();
+}

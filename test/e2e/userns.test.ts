@@ -1,0 +1,172 @@
+// tsrun as an ordinary user: the user-namespace mode, run with setpriv as the test user that
+// scripts/test-prereqs.sh makes (tsrun-test). What the user sees inside, and that nothing
+// outlives a run, also when tsrun is killed.
+import { expect } from 'chai';
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  BUSYBOX,
+  DEBIAN,
+  expectNothingLeftBehind,
+  requireImage,
+  Result,
+  SIF_FIXTURE,
+  TSRUN,
+  tsrunProcesses,
+  waitFor,
+} from '../helpers/run';
+
+const USER = 'tsrun-test';
+
+function account(): { uid: number; gid: number; home: string } | undefined {
+  const line = fs
+    .readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${USER}:`));
+  if (line === undefined) return undefined;
+  const f = line.split(':');
+  return { uid: Number(f[2]), gid: Number(f[3]), home: f[5] };
+}
+
+describe('tsrun as an ordinary user (user namespaces)', function () {
+  let user: { uid: number; gid: number; home: string };
+  let env: NodeJS.ProcessEnv;
+
+  this.beforeAll(function () {
+    requireImage(this, DEBIAN, 'run scripts/make-debian-rootfs.sh');
+    const found = account();
+    if (found === undefined || process.getuid!() !== 0) {
+      console.log(
+        `      skipped: needs root and the user ${USER} (scripts/test-prereqs.sh adds it)`,
+      );
+      return this.skip();
+    }
+    user = found;
+    env = { PATH: process.env.PATH, HOME: user.home, USER, LANG: 'C.UTF-8' };
+    const data = path.join(user.home, 'data');
+    fs.mkdirSync(data, { recursive: true });
+    fs.writeFileSync(path.join(data, 'mine'), 'user data');
+    spawnSync('chown', ['-R', `${USER}:`, data]);
+  });
+  expectNothingLeftBehind();
+
+  const setpriv = ['--reuid', USER, '--regid', USER, '--init-groups'];
+
+  function asUser(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Result {
+    const r = spawnSync('setpriv', [...setpriv, TSRUN, ...args], {
+      encoding: 'utf8',
+      cwd: user.home,
+      env: { ...env, ...extraEnv },
+      timeout: 60000,
+    });
+    return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  it("runs the payload as the user, with the user's files as the user's", () => {
+    const r = asUser([
+      'exec',
+      '-B',
+      `${user.home}/data:/data`,
+      DEBIAN,
+      'sh',
+      '-c',
+      'id -u; id -g; cat /proc/self/uid_map; ls -ln /data/mine; cat /data/mine',
+    ]);
+    expect(r.stderr).to.equal('');
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).to.equal(String(user.uid));
+    expect(lines[1]).to.equal(String(user.gid));
+    expect(lines[2].trim().split(/\s+/)).to.deep.equal([String(user.uid), String(user.uid), '1']);
+    expect(lines[3]).to.match(new RegExp(`^-\\S+ 1 ${user.uid} ${user.gid} .* /data/mine$`));
+    expect(lines[4]).to.equal('user data');
+  });
+
+  it('gives the user no capabilities and no_new_privs', () => {
+    const r = asUser([
+      'exec',
+      BUSYBOX,
+      'sh',
+      '-c',
+      'grep -E "^(CapEff|CapPrm|NoNewPrivs)" /proc/self/status',
+    ]);
+    expect(r.stdout).to.equal(
+      'CapPrm:\t0000000000000000\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\n',
+    );
+  });
+
+  it('is root inside with --fakeroot, mapped to the user', () => {
+    const r = asUser([
+      'exec',
+      '--fakeroot',
+      DEBIAN,
+      'sh',
+      '-c',
+      'id -u; cat /proc/self/uid_map; echo $HOME; ls -ln /root/data/mine',
+    ]);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).to.equal('0');
+    expect(lines[1].trim().split(/\s+/)).to.deep.equal(['0', String(user.uid), '1']);
+    expect(lines[2]).to.equal('/root');
+    expect(lines[3]).to.match(/^-\S+ 1 0 0 /);
+  });
+
+  it('writes to a tmpfs layer with --writable-tmpfs, and keeps the image as it was', () => {
+    const r = asUser(['exec', '--writable-tmpfs', DEBIAN, 'sh', '-c', 'touch /new && ls -ln /new']);
+    expect(r.stderr).to.equal('');
+    expect(r.stdout).to.match(new RegExp(`^-\\S+ 1 ${user.uid} ${user.gid} 0 `));
+    expect(fs.existsSync(path.join(DEBIAN, 'new'))).to.equal(false);
+  });
+
+  it('runs with --pid, --contain, --hostname, --net and the prefixed environment', () => {
+    const script =
+      'cat /proc/1/comm; ls /dev | tr "\\n" " "; echo; hostname; cat /sys/class/net/lo/flags; echo $GREETING';
+    const r = asUser(
+      ['exec', '--pid', '--contain', '--hostname', 'userbox', '--net', DEBIAN, 'sh', '-c', script],
+      {
+        SINGULARITYENV_GREETING: 'hello',
+      },
+    );
+    expect(r.stderr).to.equal('');
+    expect(r.stdout).to.equal(
+      'tsrun-init\nfd full null ptmx pts random shm stderr stdin stdout tty urandom zero \nuserbox\n0x9\nhello\n',
+    );
+  });
+
+  it('says plainly what it cannot do without root yet', function () {
+    if (!fs.existsSync(SIF_FIXTURE)) return this.skip();
+    const r = asUser(['exec', SIF_FIXTURE, 'true']);
+    expect(r.status).to.equal(255);
+    expect(r.stderr).to.equal(
+      `tsrun: stage 1: image '${SIF_FIXTURE}' is a SIF file (squashfs): without root (user-namespace mode) tsrun runs sandbox directories only so far\n`,
+    );
+    const cg = asUser(['exec', '--apply-cgroups', '/dev/null', BUSYBOX, 'true']);
+    expect(cg.stderr).to.contain('only root can apply cgroups');
+  });
+
+  it('leaves no process or mount behind when tsrun is killed with SIGKILL', async () => {
+    const child = spawn(
+      'setpriv',
+      [...setpriv, TSRUN, 'exec', '--pid', DEBIAN, 'sh', '-c', 'echo up; sleep 30'],
+      {
+        cwd: user.home,
+        env,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor(() => out.includes('up'), 15000);
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.on('exit', resolve));
+    await waitFor(
+      () =>
+        tsrunProcesses().length === 0 && !spawnSync('pgrep', ['-u', USER, 'sleep']).stdout.length,
+      5000,
+    );
+    // Dead processes that this machine's pid 1 has not reaped yet (state Z) do not count.
+    const ps = spawnSync('ps', ['-o', 'stat=,pid=,cmd=', '-u', USER], { encoding: 'utf8' });
+    const alive = ps.stdout.split('\n').filter((l) => l.trim() !== '' && !l.startsWith('Z'));
+    expect(alive).to.deep.equal([]);
+  });
+});
