@@ -56,7 +56,10 @@ function containerCommand(program: Command, name: Action, summary: string): Comm
     )
     .option('--no-init', 'with --pid, run the payload itself as pid 1')
     .option('-u, --userns', 'run in a user namespace, as a user without root does (root too)')
-    .option('--fakeroot', 'be root inside a user namespace, mapped to your own uid and gid')
+    .option(
+      '--fakeroot',
+      'be root inside a user namespace, mapped to your uid and gid (plus your /etc/subuid ranges)',
+    )
     .option('-i, --ipc', 'run in a new ipc namespace')
     .option('--uts', 'run in a new uts namespace')
     .option('--hostname <name>', 'set the hostname (implies --uts)')

@@ -42,6 +42,11 @@ export interface StarterConfig {
   joinNamespaces: { kind: NamespaceKind; path: string }[];
   uidMap: IdMap[];
   gidMap: IdMap[];
+  /**
+   * The maps hold ranges only newuidmap and newgidmap (setuid, from /etc/subuid and
+   * /etc/subgid) may write: the master runs them instead of writing the files itself.
+   */
+  idMapHelpers?: boolean;
   /** Start the RPC server (not when joining an instance). */
   rpc: boolean;
   instance: boolean;

@@ -27,6 +27,7 @@ export function namespaceFlags(starter: StarterConfig): number {
 }
 
 function writeIdMaps(pid: number, starter: StarterConfig): void {
+  if (starter.idMapHelpers === true) return runIdMapHelpers(pid, starter);
   const lines = (maps: IdMap[]) =>
     maps.map((m) => `${m.containerID} ${m.hostID} ${m.size}\n`).join('');
   if (starter.gidMap.length > 0) {
@@ -34,6 +35,23 @@ function writeIdMaps(pid: number, starter: StarterConfig): void {
     fs.writeFileSync(`/proc/${pid}/gid_map`, lines(starter.gidMap));
   }
   if (starter.uidMap.length > 0) fs.writeFileSync(`/proc/${pid}/uid_map`, lines(starter.uidMap));
+}
+
+/** newgidmap and newuidmap write the ranges of /etc/subgid and /etc/subuid (they check them). */
+function runIdMapHelpers(pid: number, starter: StarterConfig): void {
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const maps: [string, IdMap[]][] = [
+    ['newgidmap', starter.gidMap],
+    ['newuidmap', starter.uidMap],
+  ];
+  for (const [tool, map] of maps) {
+    const args = map.flatMap((m) => [m.containerID, m.hostID, m.size].map(String));
+    const r = spawnSync(tool, [String(pid), ...args], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      const why = (r.error?.message ?? r.stderr).trim().replace(/\s*\n\s*/g, ' ');
+      throw new Error(`${tool} ${args.join(' ')}: ${why}`);
+    }
+  }
 }
 
 function openNamespaces(starter: StarterConfig): number[] {

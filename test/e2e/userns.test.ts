@@ -109,13 +109,32 @@ describe('tsrun as an ordinary user (user namespaces)', function () {
       DEBIAN,
       'sh',
       '-c',
-      'id -u; cat /proc/self/uid_map; echo $HOME; ls -ln /root/data/mine',
+      'id -u; head -1 /proc/self/uid_map; echo $HOME; ls -ln /root/data/mine',
     ]);
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).to.equal('0');
     expect(lines[1].trim().split(/\s+/)).to.deep.equal(['0', String(user.uid), '1']);
     expect(lines[2]).to.equal('/root');
     expect(lines[3]).to.match(/^-\S+ 1 0 0 /);
+  });
+
+  it("maps the user's /etc/subuid and /etc/subgid ranges with --fakeroot, so chown works", function () {
+    const has = (file: string) =>
+      fs
+        .readFileSync(file, 'utf8')
+        .split('\n')
+        .some((l) => l.startsWith(`${USER}:`));
+    if (!has('/etc/subuid') || !has('/etc/subgid')) {
+      console.log(`      skipped: ${USER} has no /etc/subuid and /etc/subgid ranges`);
+      return this.skip();
+    }
+    const script = 'cat /proc/self/uid_map; touch /new && chown 1:2 /new && ls -ln /new';
+    const r = asUser(['exec', '--fakeroot', '--writable-tmpfs', DEBIAN, 'sh', '-c', script]);
+    expect(r.stderr).to.equal('');
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0].trim().split(/\s+/)).to.deep.equal(['0', String(user.uid), '1']);
+    expect(lines[1].trim().split(/\s+/).slice(0, 1)).to.deep.equal(['1']);
+    expect(lines[2]).to.match(/^-\S+ 1 1 2 0 /);
   });
 
   it('writes to a tmpfs layer with --writable-tmpfs, and keeps the image as it was', () => {

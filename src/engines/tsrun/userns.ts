@@ -1,10 +1,48 @@
 // The user-namespace mode of stage 1: for a caller who is not root (or root with -u/--userns,
 // and --fakeroot), the container gets a user namespace of its own with one mapping, the caller's
 // uid and gid (to 0 with --fakeroot), and setgroups denied. Nothing here needs privilege.
+import * as fs from 'node:fs';
 import { usageError } from '../../common/errors';
 import { userNamespacesUnavailable } from '../../common/userns';
 import type { StarterConfig } from '../config';
 import type { TsrunEngineConfig, UserInfo } from './config';
+
+interface Range {
+  start: number;
+  count: number;
+}
+
+/** The first range of `file` (/etc/subuid or /etc/subgid) for the user, by name or id. */
+function firstRange(file: string, name: string, id: number): Range | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const line of text.split('\n')) {
+    const [who, start, count] = line.trim().split(':');
+    if ((who === name || who === String(id)) && Number(count) > 0) {
+      return { start: Number(start), count: Number(count) };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The user's subordinate uid and gid ranges, when both exist and newuidmap and newgidmap are
+ * installed (Debian's uidmap): undefined means a single mapping.
+ */
+export function subordinateRanges(user: UserInfo): { uid: Range; gid: Range } | undefined {
+  const uid = firstRange('/etc/subuid', user.name, user.uid);
+  const gid = firstRange('/etc/subgid', user.name, user.uid);
+  const helpers = ['newuidmap', 'newgidmap'].every((tool) =>
+    (process.env.PATH ?? '/usr/bin:/bin')
+      .split(':')
+      .some((dir) => dir !== '' && fs.existsSync(`${dir}/${tool}`)),
+  );
+  return uid !== undefined && gid !== undefined && helpers ? { uid, gid } : undefined;
+}
 
 /** Whether this run uses the user-namespace mode. */
 export function wantsUserNamespace(cfg: TsrunEngineConfig, uid: number): boolean {
@@ -62,6 +100,13 @@ export function prepareUserNamespace(
   starter.namespaces.user = true;
   starter.uidMap = [{ containerID: inside.uid, hostID: caller.uid, size: 1 }];
   starter.gidMap = [{ containerID: inside.gid, hostID: caller.gid, size: 1 }];
+  const ranges = fakeroot && caller.uid !== 0 ? subordinateRanges(caller) : undefined;
+  if (ranges !== undefined) {
+    // Ids 1 and up inside come from the user's ranges: chown works for package managers.
+    starter.uidMap.push({ containerID: 1, hostID: ranges.uid.start, size: ranges.uid.count });
+    starter.gidMap.push({ containerID: 1, hostID: ranges.gid.start, size: ranges.gid.count });
+    starter.idMapHelpers = true;
+  }
   starter.targetUID = inside.uid;
   starter.targetGIDs = [inside.gid];
   if (fakeroot) {
