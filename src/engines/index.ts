@@ -21,6 +21,8 @@ export interface ContainerProcess {
    * addon and its libraries, tsrun-init): the container's root must not change before.
    */
   stage2Ready?: Promise<void>;
+  /** The master's end of the RPC server's fd channel (SCM_RIGHTS), -1 or absent without one. */
+  fdChannel?: number;
 }
 
 /** Signals the master received for the container, in order. */

@@ -16,6 +16,11 @@ export interface StartedContainer extends ContainerProcess {
   masterFd: number;
   /** The master's end of the RPC connection, -1 without an RPC server. */
   rpcFd: number;
+  /**
+   * The master's end of the RPC server's fd channel (its fd 4), -1 without an RPC server: open
+   * files the server hands over (a FUSE device it mounted) come through it with SCM_RIGHTS.
+   */
+  fdChannel: number;
 }
 
 export function namespaceFlags(starter: StarterConfig): number {
@@ -113,6 +118,12 @@ function userNamespaceRefused(err: unknown, starter: StarterConfig): Error | und
   );
 }
 
+/** The RPC server's exec spec: its connection at fd 3, the fd channel at fd 4. */
+function rpcSpec(sock: number, channel: number, env: Record<string, string>): ExecSpec {
+  const spec = stageSpec('rpc', sock, { ...env, TSRUN_FD_CHANNEL: '4' });
+  return { ...spec, fds: [...spec.fds, { fd: channel, target: 4 }] };
+}
+
 /** Clones the container process (stage 2 and, when asked, the RPC server). */
 export async function startContainer(
   engineName: string,
@@ -121,6 +132,7 @@ export async function startContainer(
 ): Promise<StartedContainer> {
   const [masterFd, stage2Fd] = addon().socketpair();
   const [rpcFd, rpcServerFd] = starter.rpc ? addon().socketpair() : [-1, -1];
+  const [fdChannel, rpcChannelFd] = starter.rpc ? addon().socketpair() : [-1, -1];
   const joinFds = openNamespaces(starter);
   const env = { TSRUN_ENGINE: engineName, TSRUN_CID: cid, TSRUN_RPC: starter.rpc ? '1' : '0' };
   const flags = namespaceFlags(starter);
@@ -141,16 +153,18 @@ export async function startContainer(
       waitForRelease: true,
       main: withAmbient(stageSpec('stage2', stage2Fd, env), starter, STAGE2_CAPS),
       rpc: starter.rpc
-        ? withAmbient(stageSpec('rpc', rpcServerFd, env), starter, RPC_CAPS)
+        ? withAmbient(rpcSpec(rpcServerFd, rpcChannelFd, env), starter, RPC_CAPS)
         : undefined,
     });
   } catch (err) {
     throw userNamespaceRefused(err, starter) ?? err;
   } finally {
-    for (const fd of [stage2Fd, rpcServerFd, ...joinFds]) if (fd >= 0) addon().close(fd);
+    for (const fd of [stage2Fd, rpcServerFd, rpcChannelFd, ...joinFds]) {
+      if (fd >= 0) addon().close(fd);
+    }
   }
   await releaseOrKill(handle, starter);
   log().debug({ hostPid: handle.pid, masterFd, rpcFd }, 'container process started');
   const pidNamespaceInit = starter.namespaces.pid === true;
-  return { pid: handle.pid, pidfd: handle.pidfd, pidNamespaceInit, masterFd, rpcFd };
+  return { pid: handle.pid, pidfd: handle.pidfd, pidNamespaceInit, masterFd, rpcFd, fdChannel };
 }

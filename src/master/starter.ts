@@ -109,7 +109,12 @@ export async function runStarter(bytes: Buffer, signals: SignalForwarder): Promi
   const stage2 = linkStage2(c);
   c.stage2Ready = stage2.ready;
   try {
-    if (c.rpcFd >= 0) await withContext('creating the container', () => createContainer(c, engine));
+    try {
+      if (c.rpcFd >= 0)
+        await withContext('creating the container', () => createContainer(c, engine));
+    } finally {
+      if (c.fdChannel >= 0) addon().close(c.fdChannel);
+    }
     await engine.ops.preStartProcess?.(c);
     await stage2.start(engine, starter);
   } catch (err) {

@@ -34,6 +34,10 @@ const setpriv = ['--reuid', USER, '--regid', USER, '--init-groups'];
 describe('tsrun as an ordinary user (user namespaces)', function () {
   let user: { uid: number; gid: number; home: string };
   let env: NodeJS.ProcessEnv;
+  let fuseMode: number | undefined;
+  this.afterAll(() => {
+    if (fuseMode !== undefined) fs.chmodSync('/dev/fuse', fuseMode);
+  });
 
   this.beforeAll(function () {
     requireImage(this, DEBIAN, 'run scripts/make-debian-rootfs.sh');
@@ -45,6 +49,9 @@ describe('tsrun as an ordinary user (user namespaces)', function () {
       return this.skip();
     }
     user = found;
+    // Debian makes /dev/fuse 0666; this machine has it 0600, which no user can open.
+    fuseMode = fs.statSync('/dev/fuse').mode & 0o777;
+    fs.chmodSync('/dev/fuse', 0o666);
     env = { PATH: process.env.PATH, HOME: user.home, USER, LANG: 'C.UTF-8' };
     const reach = spawnSync('setpriv', [...setpriv, TSRUN, 'version'], { env, cwd: '/' });
     if (reach.status !== 0) {
@@ -159,12 +166,32 @@ describe('tsrun as an ordinary user (user namespaces)', function () {
     );
   });
 
-  it('says plainly what it cannot do without root yet', function () {
+  it('runs a SIF file and a squashfs file through squashfuse, with --writable-tmpfs', function () {
     if (!fs.existsSync(SIF_FIXTURE)) return this.skip();
-    const r = asUser(['exec', SIF_FIXTURE, 'true']);
+    const sif = asUser(['exec', SIF_FIXTURE, 'sh', '-c', 'id -u; busybox | head -1']);
+    expect(sif.stderr).to.equal('');
+    expect(sif.stdout).to.match(new RegExp(`^${user.uid}\\nBusyBox v1\\.`));
+    const squashfs = path.join(user.home, 'busybox.sqfs');
+    spawnSync('mksquashfs', [BUSYBOX, squashfs, '-noappend', '-quiet'], { stdio: 'ignore' });
+    spawnSync('chown', [`${USER}:`, squashfs]);
+    const script = 'touch /new && ls -ln /new; grep ^ID= /etc/os-release';
+    const r = asUser(['exec', '--writable-tmpfs', squashfs, 'sh', '-c', script]);
+    expect(r.stderr).to.equal('');
+    expect(r.stdout).to.match(
+      new RegExp(`^-\\S+\\s+1 ${user.uid}\\s+${user.gid}\\s+0 .* /new\\nID=busybox\\n$`),
+    );
+    expect(spawnSync('pgrep', ['-x', 'squashfuse']).status, 'no squashfuse left').to.equal(1);
+  });
+
+  it('says plainly what it cannot do without root yet', () => {
+    const ext3 = path.join(user.home, 'busybox.ext3');
+    fs.writeFileSync(ext3, '');
+    fs.truncateSync(ext3, 32 << 20);
+    spawnSync('mkfs.ext3', ['-q', '-F', ext3]);
+    const r = asUser(['exec', ext3, 'true']);
     expect(r.status).to.equal(255);
     expect(r.stderr).to.equal(
-      `tsrun: stage 1: image '${SIF_FIXTURE}' is a SIF file (squashfs): without root (user-namespace mode) tsrun runs sandbox directories only so far\n`,
+      `tsrun: stage 1: image '${ext3}' is an ext3 file: without root (user-namespace mode) tsrun runs sandbox directories, squashfs and SIF files with a squashfs partition only so far\n`,
     );
     const cg = asUser(['exec', '--apply-cgroups', '/dev/null', BUSYBOX, 'true']);
     expect(cg.stderr).to.contain('only root can apply cgroups');

@@ -10,8 +10,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TsrunError, wrap } from '../../common/errors';
+import { addon } from '../../native/addon';
+import { lookPath } from './actions';
+import { CONTAINER_PATH } from './environment';
 import type { Logger } from '../../common/log';
-import { MS, mountAttrNames, mountFlagNames } from '../../native/constants';
+import { MS, mountAttrNames, mountFlagNames, SIGNALS } from '../../native/constants';
 import type { RpcClient } from '../../rpc/client';
 import type { ImageSource } from '../../images/detect';
 import type { AdminSettings, OverlaySpec, TsrunEngineConfig, UserInfo } from './config';
@@ -72,8 +75,36 @@ class Batch {
   }
 }
 
+/** A FUSE daemon the master started for the container; killed when the container is gone. */
+export interface FuseDaemon {
+  pid: number;
+  pidfd: number;
+}
+
+/** squashfuse on an already mounted FUSE device (libfuse takes /dev/fd/N as that device). */
+function startSquashfuse(source: ImageSource, fuseFd: number): FuseDaemon {
+  const file = lookPath('squashfuse', process.env.PATH ?? CONTAINER_PATH);
+  const argv = ['squashfuse', '-f', '-o', `offset=${source.offset}`, source.path, '/dev/fd/3'];
+  const handle = addon().cloneExec({
+    flags: 0,
+    joinNs: [],
+    waitForRelease: false,
+    main: {
+      path: file,
+      argv,
+      envp: [],
+      fds: [{ fd: fuseFd, target: 3 }],
+      pdeathSignal: SIGNALS.SIGKILL,
+    },
+  });
+  return { pid: handle.pid, pidfd: handle.pidfd };
+}
+
 class Builder {
   readonly s: SessionPaths;
+  /** FUSE daemons serving the container's images (the engine's list: it kills them). */
+  fuse: FuseDaemon[] = [];
+  fdChannel?: number;
   /** What stage 1 read of tsrun.conf. */
   readonly admin: AdminSettings;
   private batch: Batch;
@@ -166,7 +197,34 @@ class Builder {
       const ro = flags | MS.REMOUNT | MS.RDONLY;
       return this.mount(context, { source: null, target, fstype: null, flags: ro, data: null });
     }
+    if (this.cfg.userns === true && source.fstype === 'squashfs') {
+      return this.fuseMount(context, source, target);
+    }
     await this.loopMount(context, source, target, readonly);
+  }
+
+  /**
+   * In a user namespace the kernel does not mount squashfs: the RPC server mounts a FUSE file
+   * system there and hands the device over; squashfuse, run by the master on the host as the
+   * user, serves it (and dies with the master: parent-death signal). One round trip.
+   */
+  async fuseMount(context: string, source: ImageSource, target: string): Promise<void> {
+    if (this.fdChannel === undefined || this.fdChannel < 0) {
+      throw new TsrunError(`${context}: no fd channel to the RPC server`, 'EBADF');
+    }
+    const ids = { uid: this.cfg.user!.uid, gid: this.cfg.user!.gid };
+    const args = { target, source: source.path, subtype: 'squashfuse', ...ids };
+    const mounted = this.call(context, Method.FuseMount, args);
+    await this.done();
+    await mounted;
+    const { fds } = addon().recvFds(this.fdChannel, 16, 1);
+    if (fds.length !== 1) throw new TsrunError(`${context}: no FUSE device came back`, 'EPROTO');
+    try {
+      this.fuse.push(startSquashfuse(source, fds[0]));
+    } finally {
+      addon().close(fds[0]);
+    }
+    this.log.verbose({ image: source.path, offset: source.offset }, 'squashfuse started');
   }
 
   /**
@@ -389,8 +447,12 @@ export async function createContainer(
   rpc: RpcClient,
   log: Logger,
   stage2Ready: Promise<void> = Promise.resolve(),
+  fdChannel = -1,
+  fuse: FuseDaemon[] = [],
 ): Promise<void> {
   const b = new Builder(cfg, rpc, log);
+  b.fdChannel = fdChannel;
+  b.fuse = fuse;
   const planned = planMountPoints(cfg, b.s, (p) => fs.statSync(p).isDirectory());
 
   // Batch 1: session dir, image, and what the image holds.

@@ -8,6 +8,7 @@ import type { RpcClient } from '../../rpc/client';
 import type { CommonConfig, StarterConfig } from '../config';
 import type { ContainerProcess, EngineOperations, MasterConn, SignalSource } from '../index';
 import type { ContainerCgroup } from './cgroups';
+import type { FuseDaemon } from './create';
 import { parseTsrunConfig, TsrunEngineConfig } from './config';
 // Loaded up front: stage 2 runs it after the RPC server changed the root under it.
 import { startProcess } from './process';
@@ -19,6 +20,8 @@ export class TsrunEngine implements EngineOperations {
   /** fds of the image locks (locks.ts), held until cleanup. */
   private locks: number[] = [];
   private containerID = '';
+  /** FUSE daemons (squashfuse) serving the container's images, stopped at cleanup. */
+  private fuse: FuseDaemon[] = [];
   /** The container's cgroup (--apply-cgroups), removed at cleanup. */
   private cgroup: ContainerCgroup | undefined;
 
@@ -41,7 +44,14 @@ export class TsrunEngine implements EngineOperations {
     const { lockImages } = require('./locks') as typeof import('./locks');
     this.locks = lockImages(this.cfg);
     const { createContainer } = require('./create') as typeof import('./create');
-    await createContainer(this.cfg, rpc, log(), container.stage2Ready);
+    await createContainer(
+      this.cfg,
+      rpc,
+      log(),
+      container.stage2Ready,
+      container.fdChannel,
+      this.fuse,
+    );
   }
 
   /**
@@ -77,10 +87,28 @@ export class TsrunEngine implements EngineOperations {
    * Mounts live in the container's mount namespace and vanish with it (loop devices detach with
    * their mounts): the image locks are left to release, and the cgroup to remove.
    */
+  /**
+   * Stops the FUSE daemons once the container is gone: its mounts went with its mount
+   * namespace, so they have nothing left to serve.
+   */
+  private async stopFuse(): Promise<void> {
+    const { addon } = require('../../native/addon') as typeof import('../../native/addon');
+    for (const d of this.fuse.splice(0)) {
+      try {
+        process.kill(d.pid, 'SIGTERM');
+      } catch {
+        // Already gone.
+      }
+      await addon().waitPidfd(d.pidfd);
+      addon().close(d.pidfd);
+    }
+  }
+
   async cleanupContainer(): Promise<void> {
     log().debug({ locks: this.locks.length }, 'cleanup');
     for (const fd of this.locks) fs.closeSync(fd);
     this.locks = [];
+    await this.stopFuse();
     await this.cgroup?.remove().catch((err: Error) => {
       log().warn({ err: err.message }, 'cgroup left behind');
     });

@@ -4,7 +4,7 @@
 // resolved inside that root (../../rpc/in-root.ts).
 import * as fs from 'node:fs';
 import { Addon, addon } from '../../native/addon';
-import { MNT_DETACH, mountFlagNames, NAMESPACES, O } from '../../native/constants';
+import { MNT_DETACH, mountFlagNames, MS, NAMESPACES, O } from '../../native/constants';
 import { badArgument, RpcError, systemError } from '../../rpc/errors';
 import {
   fileType,
@@ -112,6 +112,23 @@ function loopDevice(a: T.LoopDeviceArgs): T.LoopDeviceResult {
   }
   loopFds.push(loop.fd);
   return { device: loop.device, shared: loop.shared };
+}
+
+/** The fd channel to the master (fd 4), for open files handed over with SCM_RIGHTS. */
+const FD_CHANNEL = Number(process.env.TSRUN_FD_CHANNEL ?? -1);
+
+function fuseMount(a: T.FuseMountArgs): null {
+  if (FD_CHANNEL < 0) throw new RpcError('EBADF', 'FuseMount: the server has no fd channel');
+  const fd = fs.openSync('/dev/fuse', 'r+');
+  try {
+    const data = `fd=${fd},rootmode=40000,user_id=${a.uid},group_id=${a.gid},allow_other`;
+    const flags = MS.RDONLY | MS.NOSUID | MS.NODEV;
+    addon().mount(a.source, a.target, `fuse.${a.subtype}`, flags, data);
+    addon().sendFds(FD_CHANNEL, Buffer.from('fuse'), [fd]);
+    return null;
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 // Root and identity -----------------------------------------------------------------------------
@@ -287,6 +304,16 @@ export const tsrunMethods: Table = {
     handler: ({ path, mode, root }) => mkdirAll(root ?? '/', path, mode),
   },
   Chroot: { validate: shape<T.ChrootArgs>({ root: 'path' }), handler: chroot },
+  FuseMount: {
+    validate: shape<T.FuseMountArgs>({
+      target: 'path',
+      source: 'name',
+      subtype: 'name',
+      uid: 'uint',
+      gid: 'uint',
+    }),
+    handler: fuseMount,
+  },
   LoopbackUp: {
     validate: shape<Record<string, never>>({}),
     handler: () => (addon().interfaceUp('lo'), null),

@@ -13,6 +13,7 @@ export const Method = {
   Chroot: 'Chroot',
   SetHostname: 'SetHostname',
   LoopbackUp: 'LoopbackUp',
+  FuseMount: 'FuseMount',
   HasNamespace: 'HasNamespace',
   SetFsID: 'SetFsID',
   Symlink: 'Symlink',
@@ -64,6 +65,13 @@ export interface LoopDeviceResult {
   device: string;
   /** Whether the device was already attached (shared with another container). */
   shared: boolean;
+}
+export interface FuseMountArgs {
+  target: string;
+  source: string;
+  subtype: string;
+  uid: number;
+  gid: number;
 }
 export interface UmountArgs {
   target: string;
@@ -178,6 +186,12 @@ export interface MethodTypes {
   MkdirAll: { args: MkdirAllArgs; result: string[] };
   Chroot: { args: ChrootArgs; result: null };
   SetHostname: { args: SetHostnameArgs; result: null };
+  /**
+   * Opens /dev/fuse, mounts a read-only FUSE file system of type fuse.`subtype` on `target` with
+   * it (user_id and group_id: the ids that own it, as the server sees them), and hands the
+   * device fd to the master through the fd channel: the master runs the FUSE daemon on it.
+   */
+  FuseMount: { args: FuseMountArgs; result: null };
   /** Brings the loopback interface of the server's network namespace up. */
   LoopbackUp: { args: Record<string, never>; result: null };
   HasNamespace: { args: HasNamespaceArgs; result: boolean };

@@ -62,13 +62,37 @@ function fakeRootUser(): UserInfo {
   };
 }
 
+/** Why squashfuse cannot serve images for this user; undefined when it can. */
+function squashfuseMissing(): string | undefined {
+  const found = (process.env.PATH ?? '/usr/bin:/bin')
+    .split(':')
+    .some((dir) => dir !== '' && fs.existsSync(`${dir}/squashfuse`));
+  if (!found) return 'squashfuse is not installed (Debian: apt-get install squashfuse)';
+  try {
+    fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK);
+  } catch {
+    return '/dev/fuse cannot be opened by this user (an admin makes it mode 0666)';
+  }
+  return undefined;
+}
+
 /** Checks what the mode cannot do yet; says so plainly. */
 function checkSupported(cfg: TsrunEngineConfig): void {
   const source = cfg.source!;
-  if (source.format !== 'sandbox') {
+  const what = (s: typeof source) =>
+    s.format === 'sif' ? `a SIF file with an ${s.fstype} partition` : `an ${s.format} file`;
+  if (source.fstype === 'ext3') {
     throw usageError(
-      `image '${cfg.image}' is ${source.format === 'sif' ? `a SIF file (${source.fstype})` : `a ${source.format} file`}: without root (user-namespace mode) tsrun runs sandbox directories only so far`,
+      `image '${cfg.image}' is ${what(source)}: without root (user-namespace mode) tsrun runs sandbox directories, squashfs and SIF files with a squashfs partition only so far`,
     );
+  }
+  if (source.fstype === 'squashfs') {
+    const why = squashfuseMissing();
+    if (why !== undefined) {
+      throw usageError(
+        `image '${cfg.image}': without root it is mounted with squashfuse, but ${why}`,
+      );
+    }
   }
   for (const overlay of cfg.overlays ?? []) {
     if (overlay.source?.format !== 'sandbox') {
