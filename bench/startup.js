@@ -73,6 +73,27 @@ function imageFiles(rootfs, tmp) {
   return files;
 }
 
+/** The ordinary user the tests use, for the user-namespace rows (scripts/test-prereqs.sh). */
+const USERNS_USER = 'tsrun-test';
+
+function userExists(name) {
+  return spawnSync('id', [name], { stdio: 'ignore' }).status === 0;
+}
+
+/** The same runs as that user: tsrun's user-namespace mode (squashfs through squashfuse). */
+function usernsRows(rootfs, files) {
+  const as = ['setpriv', '--reuid', USERNS_USER, '--regid', USERNS_USER, '--init-groups'];
+  const error = userExists(USERNS_USER) ? undefined : `no user ${USERNS_USER} (npm test adds it)`;
+  return [
+    { name: 'userns exec', argv: [...as, TSRUN, 'exec', rootfs, '/bin/true'], error },
+    ...files.map((f) => ({
+      name: f.name.replace('tsrun', 'userns'),
+      argv: [...as, TSRUN, 'exec', f.file, '/bin/true'],
+      error: error ?? (f.file === null ? `mksquashfs: ${failure(f.made)}` : undefined),
+    })),
+  ];
+}
+
 function peers(rootfs, bundle, state, files) {
   const oci = (rt) => [rt, '--root', `${state}/${rt}`, 'run', '--bundle', bundle, ID];
   const list = [
@@ -82,6 +103,7 @@ function peers(rootfs, bundle, state, files) {
       argv: [TSRUN, 'exec', f.file, '/bin/true'],
       error: f.file === null ? `mksquashfs: ${failure(f.made)}` : undefined,
     })),
+    ...usernsRows(rootfs, files),
     { name: 'runc run', argv: oci('runc'), oci: true },
     { name: 'crun run', argv: oci('crun'), oci: true },
     {
@@ -190,6 +212,9 @@ async function benchStartup(rootfs, opts, tmp) {
   if (rows.some((r) => r.name === 'tsrun SIF')) {
     console.log("'tsrun SIF' runs the shared SIF fixture (a busybox image Singularity 3.1 built)");
   }
+  console.log(
+    `'userns' rows run as the user ${USERNS_USER}: the user-namespace mode (squashfs and SIF through squashfuse)`,
+  );
   if (rows.some((r) => r.name === 'v1 wrapper')) {
     console.log("'crun in v1' includes 'v1 wrapper': unshare -m, umount of the cgroup2 part, exec");
   }
@@ -205,6 +230,7 @@ async function main() {
   const opts = options();
   const list = rootfsList(opts);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-bench-'));
+  fs.chmodSync(tmp, 0o755); // the userns rows run as an ordinary user, who reads the images here
   const cleanup = () => {
     deleteContainers(path.join(tmp, 'state'));
     fs.rmSync(tmp, { recursive: true, force: true });

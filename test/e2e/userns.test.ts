@@ -183,6 +183,53 @@ describe('tsrun as an ordinary user (user namespaces)', function () {
     expect(spawnSync('pgrep', ['-x', 'squashfuse']).status, 'no squashfuse left').to.equal(1);
   });
 
+  it('runs a Debian SIF as the user: id, a bind of ~/data, --writable-tmpfs', function () {
+    this.timeout(120000);
+    const sif = path.join(user.home, 'debian.sif');
+    const built = spawnSync(TSRUN, ['build', '-F', sif, DEBIAN], { encoding: 'utf8' });
+    expect(built.status, built.stderr).to.equal(0);
+    spawnSync('chown', [`${USER}:`, sif]);
+    try {
+      expect(asUser(['exec', sif, 'id', '-u']).stdout).to.equal(`${user.uid}\n`);
+      const bind = asUser(['exec', '-B', `${user.home}/data:/data`, sif, 'ls', '/data']);
+      expect(bind.stdout).to.contain('mine\n');
+      const tmpfs = asUser(['exec', '--writable-tmpfs', sif, 'touch', '/new']);
+      expect(tmpfs.stderr).to.equal('');
+      expect(tmpfs.status).to.equal(0);
+    } finally {
+      fs.rmSync(sif, { force: true });
+    }
+  });
+
+  it('ends the run and its squashfuse when the payload is killed with SIGKILL', function () {
+    if (!fs.existsSync(SIF_FIXTURE)) return this.skip();
+    const r = asUser(['exec', SIF_FIXTURE, 'sh', '-c', 'kill -KILL $$']);
+    expect(r.status).to.equal(137);
+    expect(spawnSync('pgrep', ['-x', 'squashfuse']).status, 'no squashfuse left').to.equal(1);
+  });
+
+  it('names user.max_user_namespaces when it is 0 (set and restored here)', function () {
+    const file = '/proc/sys/user/max_user_namespaces';
+    const old = fs.readFileSync(file, 'utf8').trim();
+    try {
+      fs.writeFileSync(file, '0');
+    } catch (err) {
+      console.log(
+        `      skipped: cannot set user.max_user_namespaces here (${(err as NodeJS.ErrnoException).code})`,
+      );
+      return this.skip();
+    }
+    try {
+      const r = asUser(['exec', BUSYBOX, 'true']);
+      expect(r.status).to.equal(255);
+      expect(r.stderr).to.equal(
+        'tsrun: stage 1: user namespaces are disabled: user.max_user_namespaces is 0 (an admin raises it with sysctl -w user.max_user_namespaces=15000)\n',
+      );
+    } finally {
+      fs.writeFileSync(file, old);
+    }
+  });
+
   it('says plainly what it cannot do without root yet', () => {
     const ext3 = path.join(user.home, 'busybox.ext3');
     fs.writeFileSync(ext3, '');
