@@ -11,6 +11,7 @@ import {
   BUSYBOX,
   busyboxImageFiles,
   expectNothingLeftBehind,
+  expectNoNewLoopDevices,
   requireImage,
   SIF_FIXTURE,
   tsrun,
@@ -41,9 +42,7 @@ describe('image files', function () {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
   expectNothingLeftBehind();
-  let loopsBefore = '';
-  beforeEach(() => (loopsBefore = loopDevices()));
-  afterEach(() => expect(loopDevices(), 'loop devices').to.equal(loopsBefore));
+  expectNoNewLoopDevices();
 
   it('runs a SIF file written by Singularity 3.1 from its squashfs partition', function () {
     if (!fs.existsSync(SIF_FIXTURE)) return this.skip();
@@ -257,9 +256,10 @@ describe('image files', function () {
   it('leaves no loop device after 50 runs of a SIF file', function () {
     if (!fs.existsSync(SIF_FIXTURE)) return this.skip();
     this.timeout(120000);
+    const before = loopDevices();
     for (let i = 0; i < 50; i++) {
       expect(tsrun(['exec', SIF_FIXTURE, 'true']).status).to.equal(0);
     }
-    expect(loopDevices()).to.equal(loopsBefore);
+    expect(loopDevices()).to.equal(before);
   });
 });

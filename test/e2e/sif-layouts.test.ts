@@ -12,14 +12,11 @@ import { composeSif, SifObject } from '../helpers/sif-compose';
 import {
   BUSYBOX,
   expectNothingLeftBehind,
+  expectNoNewLoopDevices,
   requireImage,
   tsrun,
   withoutAdminBinds,
 } from '../helpers/run';
-
-function loopDevices(): string {
-  return execFileSync('losetup', ['-a'], { encoding: 'utf8' });
-}
 
 describe('SIF files of other layouts', function () {
   let dir: string;
@@ -60,9 +57,7 @@ describe('SIF files of other layouts', function () {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
   expectNothingLeftBehind();
-  let loopsBefore = '';
-  beforeEach(() => (loopsBefore = loopDevices()));
-  afterEach(() => expect(loopDevices(), 'loop devices').to.equal(loopsBefore));
+  expectNoNewLoopDevices();
 
   it('runs a SIF file laid out as the SIF library version 2 writes it', () => {
     const sif = path.join(dir, 'v2.sif');

@@ -153,3 +153,11 @@ export function busyboxImageFiles(dir: string): { squashfs: string; ext3: string
   execFileSync('mkfs.ext3', ['-q', '-F', '-d', BUSYBOX, ext3], { stdio: 'ignore' });
   return { squashfs, ext3 };
 }
+
+/** Registers hooks that check that each test of the suite leaves the loop devices as they were. */
+export function expectNoNewLoopDevices(): void {
+  const loops = () => execFileSync('losetup', ['-a'], { encoding: 'utf8' });
+  let before = '';
+  beforeEach(() => (before = loops()));
+  afterEach(() => expect(loops(), 'loop devices').to.equal(before));
+}
