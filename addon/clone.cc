@@ -30,7 +30,7 @@ std::vector<FdMove> ToFdMoves(Napi::Value value, const std::string &name) {
     Napi::Object move = ToObject(array.Get(i), item);
     int fd = ToFd(move.Get("fd"), item + ".fd");
     int target =
-        static_cast<int>(ToInteger(move.Get("target"), item + ".target", 3, INT32_MAX - 1));
+        static_cast<int>(ToInteger(move.Get("target"), item + ".target", 0, INT32_MAX - 1));
     if (!targets.insert(target).second) {
       throw Napi::TypeError::New(value.Env(), "argument '" + item + ".target' is placed twice");
     }
@@ -73,6 +73,11 @@ CloneRequest ToCloneRequest(Napi::Value value) {
     throw Napi::TypeError::New(value.Env(), "argument 'spec.flags' may hold only CLONE_NEW* flags");
   }
   request.joinNs = ToFdArray(spec.Get("joinNs"), "spec.joinNs");
+  Napi::Value unshare = spec.Get("unshare");
+  if (!IsAbsent(unshare)) request.unshareFlags = ToFlags(unshare, "spec.unshare");
+  if ((request.unshareFlags & ~kNamespaceFlags) != 0) {
+    throw Napi::TypeError::New(value.Env(), "argument 'spec.unshare' may hold only CLONE_NEW* flags");
+  }
   request.waitForRelease = ToBool(spec.Get("waitForRelease"), "spec.waitForRelease");
   request.main = ToExecRequest(spec.Get("main"), "spec.main");
   if (!IsAbsent(spec.Get("rpc"))) request.rpc = ToExecRequest(spec.Get("rpc"), "spec.rpc");

@@ -3,7 +3,7 @@
 //
 //   parent (Node)                 cloned child (main)                   forked child (rpc)
 //   pipes, buffers, clone  --->   signals to default, close Node's fds, pdeath signal
-//   release(): go byte     --->   read sync pipe, setns joinNs...
+//   release(): go byte     --->   read sync pipe, setns joinNs..., unshare
 //                                 clone(SIGCHLD) ----------------------> pdeath signal
 //                                 setsid, chdir, ambient caps, fds       setsid, chdir, caps, fds
 //   read status pipe       <---   execve (or {step, errno, 0}) ; ...     execve (or {step, errno,
@@ -38,6 +38,7 @@ struct ExecRequest {
 struct CloneRequest {
   uint32_t flags = 0;
   std::vector<int> joinNs;
+  uint32_t unshareFlags = 0;
   bool waitForRelease = false;
   ExecRequest main;
   std::optional<ExecRequest> rpc;
@@ -62,6 +63,7 @@ enum Step : int32_t {
   kStepDup2,
   kStepCloseRange,
   kStepExecve,
+  kStepUnshare,
 };
 
 // Which process of the clone failed.
@@ -106,6 +108,7 @@ struct ChildPlan {
   bool hasRpc;
   const int *joinNs;
   size_t joinCount;
+  uint32_t unshareFlags;  // 0: none
   int syncRead;  // -1 without waitForRelease
   int syncWrite;
   int statusRead;

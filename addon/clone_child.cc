@@ -149,6 +149,7 @@ void RunChild(const ChildPlan &plan) {
   }
   // Joining a user namespace changes credentials, which may clear the parent-death signal.
   if (plan.joinCount > 0) SetPdeathSignal(plan.main.pdeathSignal, plan.parentPid, reporter);
+  if (plan.unshareFlags != 0) Must(unshare(static_cast<int>(plan.unshareFlags)), reporter, kStepUnshare);
 
   if (plan.hasRpc) ForkRpc(plan, reporter);
   Exec(plan.main, reporter);

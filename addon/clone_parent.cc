@@ -119,6 +119,7 @@ const char *StepName(int32_t step) {
     case kStepDup2: return "dup2";
     case kStepCloseRange: return "close_range";
     case kStepExecve: return "execve";
+    case kStepUnshare: return "unshare";
     default: return "clone child";
   }
 }
@@ -137,6 +138,7 @@ CloneResult StartClone(const CloneRequest &request) {
                  rpc.has_value(),
                  request.joinNs.data(),
                  request.joinNs.size(),
+                 request.unshareFlags,
                  sync ? sync->Read() : -1,
                  sync ? sync->Write() : -1,
                  status.Read(),

@@ -46,9 +46,11 @@ export interface AdminConfig {
   mountSlave: boolean;
   /**
    * `enable overlay`: yes and try use the kernel's overlayfs (for --overlay, --writable-tmpfs and
-   * missing mount points); no forbids --overlay and --writable-tmpfs and skips missing points.
+   * missing mount points), try falling back to fuse-overlayfs when the kernel refuses it in a user
+   * namespace; driver always uses fuse-overlayfs (as Apptainer's); no forbids --overlay and
+   * --writable-tmpfs and skips missing points.
    */
-  enableOverlay: 'yes' | 'no' | 'try';
+  enableOverlay: 'yes' | 'no' | 'try' | 'driver';
   /** `bind path` lines: src[:dst] binds made in every container (a missing source is skipped). */
   bindPath: string[];
   /** `user bind control`: whether users may give -B/--bind and --scratch. */
@@ -136,7 +138,7 @@ const DIRECTIVES: Record<string, Directive> = {
   'mount hostfs': { kind: yes, field: 'mountHostfs', default: 'no' },
   'mount slave': { kind: yes, field: 'mountSlave', default: 'yes' },
   'enable overlay': {
-    kind: { type: 'enum', values: ['yes', 'no', 'try'] },
+    kind: { type: 'enum', values: ['yes', 'no', 'try', 'driver'] },
     field: 'enableOverlay',
     default: 'try',
   },

@@ -14,7 +14,7 @@ export interface SystemError extends Error {
 /** One file descriptor to place in a child at a fixed number. */
 export interface FdPlacement {
   fd: number; // fd in the calling process
-  target: number; // fd number in the child (>= 3)
+  target: number; // fd number in the child (0-2 replace the inherited stdio)
 }
 
 /** What one child process execs once it is set up. */
@@ -33,6 +33,9 @@ export interface ExecSpec {
 export interface CloneSpec {
   flags: number; // CLONE_NEW* flags (0 for a plain child)
   joinNs: number[]; // namespace fds (opened by the caller) to setns into, in order, in the child
+  // CLONE_NEW* flags unshared in the child after it joined joinNs (a mount namespace copied from
+  // a container's, say, that later changes in the container do not move); 0 or absent for none
+  unshare?: number;
   waitForRelease: boolean; // child blocks until release(); the caller writes id maps meanwhile
   main: ExecSpec; // what the cloned process execs
   // When present, the cloned process forks once more (after joining namespaces): the fork execs

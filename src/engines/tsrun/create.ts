@@ -8,13 +8,15 @@
 // batches the master decides what the answers imply (which mount points the image lacks, what
 // /etc/passwd holds).
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
+import * as readline from 'node:readline';
 import { TsrunError, wrap } from '../../common/errors';
-import { addon } from '../../native/addon';
+import { addon, CloneHandle } from '../../native/addon';
 import { lookPath } from './actions';
 import { CONTAINER_PATH } from './environment';
 import type { Logger } from '../../common/log';
-import { MS, mountAttrNames, mountFlagNames, SIGNALS } from '../../native/constants';
+import { CLONE, MS, mountAttrNames, mountFlagNames, SIGNALS } from '../../native/constants';
 import type { RpcClient } from '../../rpc/client';
 import type { ImageSource } from '../../images/detect';
 import type { AdminSettings, OverlaySpec, TsrunEngineConfig, UserInfo } from './config';
@@ -67,6 +69,18 @@ class Batch {
     return answer;
   };
 
+  /**
+   * Sends one call outside the chain once every call before it is done, and waits for it: its
+   * failure cancels nothing (a probe, or a step with its own fallback).
+   */
+  async now<M extends keyof MethodTypes>(
+    method: M,
+    args: MethodTypes[M]['args'],
+  ): Promise<MethodTypes[M]['result']> {
+    await this.done();
+    return this.rpc.call<MethodTypes[M]['result']>(method, args, { chain: false });
+  }
+
   /** Waits for every call sent; throws the first failure (answers come in order). */
   async done(): Promise<void> {
     const sent = this.sent;
@@ -81,23 +95,69 @@ export interface FuseDaemon {
   pidfd: number;
 }
 
-/** squashfuse on an already mounted FUSE device (libfuse takes /dev/fd/N as that device). */
-function startSquashfuse(source: ImageSource, fuseFd: number): FuseDaemon {
-  const file = lookPath('squashfuse', process.env.PATH ?? CONTAINER_PATH);
-  const argv = ['squashfuse', '-f', '-o', `offset=${source.offset}`, source.path, '/dev/fd/3'];
-  const handle = addon().cloneExec({
-    flags: 0,
-    joinNs: [],
-    waitForRelease: false,
-    main: {
-      path: file,
-      argv,
-      envp: [],
-      fds: [{ fd: fuseFd, target: 3 }],
-      pdeathSignal: SIGNALS.SIGKILL,
-    },
-  });
+/** Where a FUSE daemon runs: namespaces to join (fds, user first), then to unshare. */
+interface DaemonPlace {
+  joinNs: number[];
+  unshare: number;
+}
+
+/**
+ * A FUSE daemon (squashfuse, fuse-overlayfs) on a device already mounted in the container (libfuse
+ * takes /dev/fd/N as that device), killed if the master dies; what it prints becomes log records.
+ * Resolves once it has exec'd: by then it is in the namespaces of `place`.
+ */
+async function startFuseDaemon(
+  tool: string,
+  args: string[],
+  fuseFd: number,
+  log: Logger,
+  place: DaemonPlace = { joinNs: [], unshare: 0 },
+): Promise<FuseDaemon> {
+  const file = lookPath(tool, process.env.PATH ?? CONTAINER_PATH);
+  const [outRead, outWrite] = addon().pipe();
+  let handle: CloneHandle;
+  try {
+    handle = addon().cloneExec({
+      flags: 0,
+      ...place,
+      waitForRelease: true,
+      main: {
+        path: file,
+        argv: [tool, ...args],
+        envp: [],
+        fds: [
+          { fd: outWrite, target: 1 },
+          { fd: outWrite, target: 2 },
+          { fd: fuseFd, target: 3 },
+        ],
+        pdeathSignal: SIGNALS.SIGKILL,
+      },
+    });
+  } finally {
+    addon().close(outWrite);
+  }
+  logOutput(tool, outRead, log);
+  try {
+    await addon().release(handle);
+  } catch (err) {
+    await addon()
+      .waitPidfd(handle.pidfd)
+      .catch(() => undefined);
+    addon().close(handle.pidfd);
+    throw err;
+  }
   return { pid: handle.pid, pidfd: handle.pidfd };
+}
+
+/** Logs each line a FUSE daemon prints: a warning, or debug for what is known to be noise. */
+function logOutput(tool: string, fd: number, log: Logger): void {
+  const pipe = new net.Socket({ fd, readable: true, writable: false });
+  pipe.unref();
+  readline.createInterface({ input: pipe }).on('line', (line) => {
+    // fuse-overlayfs names each mount option it passes over (lazytime, from libfuse).
+    const noise = /^unknown argument ignored: /.test(line);
+    log[noise ? 'debug' : 'warn']({ tool, line }, 'FUSE daemon says');
+  });
 }
 
 class Builder {
@@ -105,9 +165,11 @@ class Builder {
   /** FUSE daemons serving the container's images (the engine's list: it kills them). */
   fuse: FuseDaemon[] = [];
   fdChannel?: number;
+  /** The container process's host pid: its /proc/PID/root shows the container's mounts. */
+  containerPid = 0;
   /** What stage 1 read of tsrun.conf. */
   readonly admin: AdminSettings;
-  private batch: Batch;
+  readonly batch: Batch;
 
   constructor(
     readonly cfg: TsrunEngineConfig,
@@ -209,20 +271,17 @@ class Builder {
    * user, serves it (and dies with the master: parent-death signal). One round trip.
    */
   async fuseMount(context: string, source: ImageSource, target: string): Promise<void> {
-    if (this.fdChannel === undefined || this.fdChannel < 0) {
-      throw new TsrunError(`${context}: no fd channel to the RPC server`, 'EBADF');
-    }
     const ids = { uid: this.cfg.user!.uid, gid: this.cfg.user!.gid };
-    const args = { target, source: source.path, subtype: 'squashfuse', ...ids };
+    const args = { target, source: source.path, subtype: 'squashfuse', readonly: true, ...ids };
     const mounted = this.call(context, Method.FuseMount, args);
     await this.done();
     await mounted;
-    const { fds } = addon().recvFds(this.fdChannel, 16, 1);
-    if (fds.length !== 1) throw new TsrunError(`${context}: no FUSE device came back`, 'EPROTO');
+    const fuseFd = this.receiveFd(context);
     try {
-      this.fuse.push(startSquashfuse(source, fds[0]));
+      const argv = ['-f', '-o', `offset=${source.offset}`, source.path, '/dev/fd/3'];
+      this.fuse.push(await startFuseDaemon('squashfuse', argv, fuseFd, this.log));
     } finally {
-      addon().close(fds[0]);
+      addon().close(fuseFd);
     }
     this.log.verbose({ image: source.path, offset: source.offset }, 'squashfuse started');
   }
@@ -372,11 +431,12 @@ class Builder {
    * The final root: an overlay of the --overlay layers, the layer of missing mount points and
    * rootfs, writable when one layer takes the writes; or rootfs itself when there is no layer.
    */
-  finalRoot(useLayer: boolean, layers: Layers): string {
+  async finalRoot(useLayer: boolean, layers: Layers): Promise<string> {
     if (!useLayer && layers.lowers.length === 0 && layers.upper === undefined) {
       return this.s.rootfs;
     }
-    const lowers = [...layers.lowers, this.s.layer, this.s.rootfs].map(overlayPath).join(':');
+    const lowerDirs = [...layers.lowers, this.s.layer, this.s.rootfs];
+    const lowers = lowerDirs.map(overlayPath).join(':');
     let data = `lowerdir=${lowers}`;
     if (layers.upper !== undefined) {
       data += `,upperdir=${overlayPath(layers.upper.upper)},workdir=${overlayPath(layers.upper.work)}`;
@@ -385,8 +445,90 @@ class Builder {
     }
     const flags = MS.NODEV | (layers.upper === undefined ? MS.RDONLY : 0);
     const overlay = { source: 'overlay', target: this.s.final, fstype: 'overlay', flags, data };
-    this.mount('mounting the overlay', overlay);
+    const mode = this.admin.enableOverlay;
+    if (mode === 'driver') {
+      await this.fuseOverlay(lowerDirs, layers.upper);
+    } else if (mode === 'try' && this.cfg.userns === true) {
+      // Kernels before 5.11 refuse overlayfs in a user namespace: fuse-overlayfs then.
+      try {
+        await this.batch.now(Method.Mount, overlay);
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? '';
+        if (!['EPERM', 'EINVAL', 'ENODEV'].includes(code)) throw wrap(err, 'mounting the overlay');
+        this.log.verbose({ code }, 'kernel overlayfs refused: fuse-overlayfs');
+        await this.fuseOverlay(lowerDirs, layers.upper);
+      }
+    } else {
+      this.mount('mounting the overlay', overlay);
+    }
     return this.s.final;
+  }
+
+  /**
+   * The final root's overlay through fuse-overlayfs (`enable overlay = driver`, or when the
+   * kernel refuses overlayfs in a user namespace): mounted by the RPC server like squashfuse and
+   * served by a daemon the master starts in the container's user namespace (when it has one) and
+   * in a copy of its mount namespace, taken now, where the layers are. In the container's own
+   * mount namespace pivot_root would move the daemon's root onto the overlay, and its lookups
+   * would wait for itself. The master stops it when the container ends, and it dies with the
+   * master.
+   */
+  async fuseOverlay(lowers: string[], upper: Layers['upper']): Promise<void> {
+    const context = 'mounting the overlay with fuse-overlayfs';
+    const dirs = [...lowers, ...(upper === undefined ? [] : [upper.upper, upper.work])];
+    for (const dir of dirs) {
+      if (/[:,]/.test(dir)) {
+        throw new TsrunError(`${context}: layer path '${dir}' has ':' or ','`, 'EINVAL');
+      }
+    }
+    // noacl: with ACLs on, the kernel asks for each directory's ACL, and a lower layer that has
+    // none (squashfuse) makes every lookup of another user's directory fail with EOPNOTSUPP.
+    let options = `noacl,lowerdir=${lowers.join(':')}`;
+    if (upper !== undefined) options += `,upperdir=${upper.upper},workdir=${upper.work}`;
+    const ids = { uid: this.cfg.user!.uid, gid: this.cfg.user!.gid };
+    const args = {
+      target: this.s.final,
+      source: 'fuse-overlayfs',
+      subtype: 'fuse-overlayfs',
+      readonly: upper === undefined,
+      ...ids,
+    };
+    try {
+      await this.batch.now(Method.FuseMount, args);
+    } catch (err) {
+      throw wrap(err, context);
+    }
+    const fuseFd = this.receiveFd(context);
+    const kinds = this.cfg.userns === true ? ['user', 'mnt'] : ['mnt'];
+    const joinNs = kinds.map((k) => fs.openSync(`/proc/${this.containerPid}/ns/${k}`, 'r'));
+    try {
+      const argv = ['-f', '-o', options, '/dev/fd/3'];
+      const daemon = { joinNs, unshare: CLONE.NEWNS };
+      this.fuse.push(await startFuseDaemon('fuse-overlayfs', argv, fuseFd, this.log, daemon));
+    } catch (err) {
+      throw wrap(err, context);
+    } finally {
+      addon().close(fuseFd);
+      for (const fd of joinNs) fs.closeSync(fd);
+    }
+    // Until it asks the daemon, the kernel knows the root only by the mount's options (rootmode,
+    // no permission bits): a lookup now gives it the owner and mode of the layers' root.
+    try {
+      await this.batch.now(Method.Stat, { path: this.s.final });
+    } catch (err) {
+      throw wrap(err, context);
+    }
+    this.log.verbose({ options }, 'fuse-overlayfs started');
+  }
+
+  /** The one fd the RPC server sent through the fd channel. */
+  receiveFd(context: string): number {
+    if (this.fdChannel === undefined || this.fdChannel < 0) {
+      throw new TsrunError(`${context}: no fd channel to the RPC server`, 'EBADF');
+    }
+    const { fds } = addon().recvFds(this.fdChannel, 16, 1);
+    if (fds.length !== 1) throw new TsrunError(`${context}: no FUSE device came back`, 'EPROTO');
+    return fds[0];
   }
 
   mountPoint(point: MountPoint, root: string): void {
@@ -449,10 +591,12 @@ export async function createContainer(
   stage2Ready: Promise<void> = Promise.resolve(),
   fdChannel = -1,
   fuse: FuseDaemon[] = [],
+  containerPid = 0,
 ): Promise<void> {
   const b = new Builder(cfg, rpc, log);
   b.fdChannel = fdChannel;
   b.fuse = fuse;
+  b.containerPid = containerPid;
   const planned = planMountPoints(cfg, b.s, (p) => fs.statSync(p).isDirectory());
 
   // Batch 1: session dir, image, and what the image holds.
@@ -478,7 +622,7 @@ export async function createContainer(
   const cwdResolved = cwdPoint === undefined ? [] : [cwd];
   b.identityFiles(cfg.user!, passwd, group);
   const layer = b.layer([...planned, ...cwdList], [...(await Promise.all(found)), ...cwdResolved]);
-  const root = b.finalRoot(layer.used, layers);
+  const root = await b.finalRoot(layer.used, layers);
   for (const point of layer.points) b.mountPoint(point, root);
   if (cfg.netNamespace === true) {
     void b.call('bringing the loopback interface up', Method.LoopbackUp, {});

@@ -20,7 +20,7 @@ export class TsrunEngine implements EngineOperations {
   /** fds of the image locks (locks.ts), held until cleanup. */
   private locks: number[] = [];
   private containerID = '';
-  /** FUSE daemons (squashfuse) serving the container's images, stopped at cleanup. */
+  /** FUSE daemons (squashfuse, fuse-overlayfs) serving the container's root, stopped at cleanup. */
   private fuse: FuseDaemon[] = [];
   /** The container's cgroup (--apply-cgroups), removed at cleanup. */
   private cgroup: ContainerCgroup | undefined;
@@ -51,6 +51,7 @@ export class TsrunEngine implements EngineOperations {
       container.stage2Ready,
       container.fdChannel,
       this.fuse,
+      container.pid,
     );
   }
 
@@ -84,10 +85,6 @@ export class TsrunEngine implements EngineOperations {
   }
 
   /**
-   * Mounts live in the container's mount namespace and vanish with it (loop devices detach with
-   * their mounts): the image locks are left to release, and the cgroup to remove.
-   */
-  /**
    * Stops the FUSE daemons once the container is gone: its mounts went with its mount
    * namespace, so they have nothing left to serve.
    */
@@ -104,6 +101,11 @@ export class TsrunEngine implements EngineOperations {
     }
   }
 
+  /**
+   * Mounts live in the container's mount namespace and vanish with it (loop devices detach with
+   * their mounts): the image locks are left to release, the FUSE daemons to stop and the cgroup
+   * to remove.
+   */
   async cleanupContainer(): Promise<void> {
     log().debug({ locks: this.locks.length }, 'cleanup');
     for (const fd of this.locks) fs.closeSync(fd);

@@ -122,7 +122,7 @@ function fuseMount(a: T.FuseMountArgs): null {
   const fd = fs.openSync('/dev/fuse', 'r+');
   try {
     const data = `fd=${fd},rootmode=40000,user_id=${a.uid},group_id=${a.gid},allow_other`;
-    const flags = MS.RDONLY | MS.NOSUID | MS.NODEV;
+    const flags = (a.readonly ? MS.RDONLY : 0) | MS.NOSUID | MS.NODEV;
     addon().mount(a.source, a.target, `fuse.${a.subtype}`, flags, data);
     addon().sendFds(FD_CHANNEL, Buffer.from('fuse'), [fd]);
     return null;
@@ -309,6 +309,7 @@ export const tsrunMethods: Table = {
       target: 'path',
       source: 'name',
       subtype: 'name',
+      readonly: 'bool',
       uid: 'uint',
       gid: 'uint',
     }),

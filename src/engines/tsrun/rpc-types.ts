@@ -70,6 +70,7 @@ export interface FuseMountArgs {
   target: string;
   source: string;
   subtype: string;
+  readonly: boolean;
   uid: number;
   gid: number;
 }
@@ -187,7 +188,7 @@ export interface MethodTypes {
   Chroot: { args: ChrootArgs; result: null };
   SetHostname: { args: SetHostnameArgs; result: null };
   /**
-   * Opens /dev/fuse, mounts a read-only FUSE file system of type fuse.`subtype` on `target` with
+   * Opens /dev/fuse, mounts a FUSE file system (read-only when asked) of type fuse.`subtype` on `target` with
    * it (user_id and group_id: the ids that own it, as the server sees them), and hands the
    * device fd to the master through the fd channel: the master runs the FUSE daemon on it.
    */

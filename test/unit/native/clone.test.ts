@@ -38,6 +38,11 @@ describe('native cloneExec', function () {
       expect(output).to.equal('hi\n');
     });
 
+    it('places an fd on stdout in place of the inherited one', async function () {
+      const { output } = await runMain((out) => sh('echo on-stdout', [{ fd: out, target: 1 }]));
+      expect(output).to.equal('on-stdout\n');
+    });
+
     it('places fds whose targets are the numbers of other sources', async function () {
       // Swaps two pipes: each one's target is the other one's number here.
       const [otherRead, otherWrite] = native.pipe();
@@ -180,6 +185,36 @@ describe('native cloneExec', function () {
       expect(cwd).to.equal('/usr');
     });
 
+    it('unshares a mount namespace after joining the one given', async function () {
+      requireRoot(this);
+      const own = fs.readlinkSync('/proc/self/ns/mnt');
+      const ns = fs.openSync('/proc/self/ns/mnt', 'r');
+      try {
+        const { output } = await run((out) => ({
+          flags: 0,
+          joinNs: [ns],
+          unshare: CLONE.NEWNS,
+          waitForRelease: false,
+          main: sh('readlink /proc/self/ns/mnt >&3', [{ fd: out, target: 3 }]),
+        }));
+        expect(output.trim()).to.match(/^mnt:\[\d+\]$/);
+        expect(output.trim()).to.not.equal(own);
+      } finally {
+        fs.closeSync(ns);
+      }
+    });
+
+    it('refuses unshare flags other than CLONE_NEW*', function () {
+      const spec = {
+        flags: 0,
+        joinNs: [],
+        unshare: 0x100,
+        waitForRelease: false,
+        main: sh('true'),
+      };
+      expect(() => native.cloneExec(spec)).to.throw(TypeError, /spec\.unshare/);
+    });
+
     it('rejects release() with setns when a namespace fd is not one', async function () {
       const [readEnd, writeEnd] = native.pipe();
       try {
@@ -212,7 +247,7 @@ describe('native cloneExec', function () {
       ).to.throw(TypeError, 'spec.flags');
     });
 
-    it('refuses a target placed twice or below 3', function () {
+    it('refuses a target placed twice or below 0', function () {
       const spec = (fds: { fd: number; target: number }[]) => () =>
         native.cloneExec({
           flags: 0,
@@ -226,7 +261,7 @@ describe('native cloneExec', function () {
           { fd: 1, target: 3 },
         ]),
       ).to.throw(TypeError, 'twice');
-      expect(spec([{ fd: 0, target: 2 }])).to.throw(TypeError, 'target');
+      expect(spec([{ fd: 0, target: -1 }])).to.throw(TypeError, 'target');
     });
   });
 
