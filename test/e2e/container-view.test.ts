@@ -189,6 +189,136 @@ describe('what the payload sees (Debian rootfs)', function () {
     expect(r.stdout).to.equal('ABAro\n');
   });
 
+  // The whole view at once, for the default, --contain and --containall: what `id`, `pwd`,
+  // `hostname`, `grep Cap`, `ls /dev`, /etc/passwd and the mount table show, as Singularity 3.1
+  // shows them with its default singularity.conf (mount dev = yes binds the host's /dev with its
+  // submounts; --contain makes the minimal /dev and session tmpfs for /tmp, /var/tmp and home).
+  describe('the whole view, flag by flag', function () {
+    const script = [
+      'id',
+      'pwd',
+      'hostname',
+      'grep ^Cap /proc/self/status',
+      'echo --; ls /dev',
+      'echo --; grep -E "^(root|$(id -un)):" /etc/passwd',
+      "echo --; awk '{print $5, $9}' /proc/self/mountinfo",
+    ].join('; ');
+    const bounding = fs.readFileSync('/proc/self/status', 'utf8').match(/^CapBnd:\s+(\w+)$/m)![1];
+    const caps = [
+      'CapInh:\t0000000000000000',
+      `CapPrm:\t${bounding}`,
+      `CapEff:\t${bounding}`,
+      `CapBnd:\t${bounding}`,
+      'CapAmb:\t0000000000000000',
+    ];
+    const head = ['uid=0(root) gid=0(root) groups=0(root)', '/tmp', os.hostname(), ...caps];
+    const passwd = ['root:x:0:0:root:/root:/bin/bash'];
+    // The mounts every view ends with: identity files, then the admin's `bind path` lines
+    // (/etc/localtime lands where the image's symlink points).
+    const tail = [
+      '/etc/passwd tmpfs',
+      '/etc/group tmpfs',
+      '/etc/resolv.conf',
+      '/usr/share/zoneinfo/Etc/UTC',
+      '/etc/hosts',
+    ];
+    // A bind shows the host file system's type: only the mount points are compared for those.
+    const norm = (line: string): string =>
+      / (tmpfs|proc|sysfs|devpts|devtmpfs|overlay)$/.test(line) ? line : line.split(' ')[0];
+    const containDev = ['fd', 'full', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr'].concat([
+      'stdin',
+      'stdout',
+      'tty',
+      'urandom',
+      'zero',
+    ]);
+    const containMounts = [
+      '/ overlay',
+      '/proc proc',
+      '/sys sysfs',
+      '/dev tmpfs',
+      ...['null', 'zero', 'full', 'random', 'urandom', 'tty'].map((d) => `/dev/${d} devtmpfs`),
+      '/dev/pts devpts',
+      '/dev/shm tmpfs',
+      '/tmp tmpfs',
+      '/var/tmp tmpfs',
+      '/root tmpfs',
+      ...tail,
+    ];
+
+    function view(args: string[]): {
+      head: string[];
+      dev: string[];
+      users: string[];
+      mounts: string[];
+    } {
+      const r = sh(args, script);
+      expect(r.stderr, args.join(' ')).to.equal('');
+      const [h, dev, users, mounts] = r.stdout
+        .trim()
+        .split('\n--\n')
+        .map((p) => p.split('\n'));
+      return { head: h, dev, users, mounts: mounts.map(norm) };
+    }
+
+    it('by default: the host /dev with its submounts, /tmp, /var/tmp and home bound', () => {
+      const v = view([]);
+      expect(v.head).to.deep.equal(head);
+      expect(v.dev).to.have.members(fs.readdirSync('/dev'));
+      expect(v.users).to.deep.equal(passwd);
+      const hostDev = fs
+        .readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .map((l) => l.split(' '))
+        .filter((f) => f.length > 9 && f[4].startsWith('/dev/'))
+        .map((f) => norm(`${f[4]} ${f[f.indexOf('-') + 1]}`));
+      // rbind copies the submounts in tree order, not in the host's order of mounting.
+      const sub = (m: string): boolean => m.startsWith('/dev/');
+      expect(v.mounts.filter(sub).sort()).to.deep.equal(hostDev.sort());
+      expect(v.mounts.filter((m) => !sub(m))).to.deep.equal([
+        '/ overlay',
+        '/proc proc',
+        '/sys sysfs',
+        '/dev devtmpfs',
+        '/tmp',
+        '/var/tmp',
+        '/root',
+        ...tail,
+      ]);
+      expect(v.mounts.findIndex(sub)).to.equal(4);
+    });
+
+    it('with --contain: the minimal /dev and session tmpfs mounts, the same ids and caps', () => {
+      const v = view(['--contain']);
+      expect(v.head).to.deep.equal(head);
+      expect(v.dev).to.deep.equal(containDev);
+      expect(v.users).to.deep.equal(passwd);
+      expect(v.mounts).to.deep.equal(containMounts);
+    });
+
+    it('with --containall: the same mounts, in new pid and ipc namespaces', () => {
+      const v = view(['--containall']);
+      expect(v.head).to.deep.equal(head);
+      expect(v.dev).to.deep.equal(containDev);
+      expect(v.users).to.deep.equal(passwd);
+      expect(v.mounts).to.deep.equal(containMounts);
+    });
+
+    it('as another uid (--security uid:65534,gid:65534): that id, no capability', () => {
+      const v = view(['--security', 'uid:65534,gid:65534']);
+      expect(v.head).to.deep.equal([
+        'uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)',
+        '/tmp',
+        os.hostname(),
+        ...caps.map((c) => c.replace(/\t.*/, '\t0000000000000000')),
+      ]);
+      expect(v.users).to.deep.equal([
+        ...passwd,
+        'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin',
+      ]);
+    });
+  });
+
   it('keeps a bind through a symlink to /etc inside the container root', () => {
     const image = path.join(dir, 'linky');
     execFileSync('cp', ['-a', `${BUSYBOX}/.`, image]);
