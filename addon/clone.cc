@@ -78,6 +78,8 @@ CloneRequest ToCloneRequest(Napi::Value value) {
   if ((request.unshareFlags & ~kNamespaceFlags) != 0) {
     throw Napi::TypeError::New(value.Env(), "argument 'spec.unshare' may hold only CLONE_NEW* flags");
   }
+  Napi::Value forkAfterJoin = spec.Get("forkAfterJoin");
+  if (!IsAbsent(forkAfterJoin)) request.forkAfterJoin = ToBool(forkAfterJoin, "spec.forkAfterJoin");
   request.waitForRelease = ToBool(spec.Get("waitForRelease"), "spec.waitForRelease");
   request.main = ToExecRequest(spec.Get("main"), "spec.main");
   if (!IsAbsent(spec.Get("rpc"))) request.rpc = ToExecRequest(spec.Get("rpc"), "spec.rpc");

@@ -39,6 +39,7 @@ struct CloneRequest {
   uint32_t flags = 0;
   std::vector<int> joinNs;
   uint32_t unshareFlags = 0;
+  bool forkAfterJoin = false;
   bool waitForRelease = false;
   ExecRequest main;
   std::optional<ExecRequest> rpc;
@@ -109,6 +110,7 @@ struct ChildPlan {
   const int *joinNs;
   size_t joinCount;
   uint32_t unshareFlags;  // 0: none
+  bool forkAfterJoin;     // fork once more after joining (a pid namespace), and wait
   int syncRead;  // -1 without waitForRelease
   int syncWrite;
   int statusRead;

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "clone.h"
@@ -128,6 +129,54 @@ void ForkRpc(const ChildPlan &plan, const Reporter &reporter) {
   Exec(plan.rpc, rpcReporter);
 }
 
+// The process that joined a pid namespace is not in it: only its children are. It forks the one
+// that goes on (and execs), then waits for it, forwarding every signal it gets, and ends as it
+// did: with its exit code, or by its signal. It holds no fd but stdio, so that the master socket
+// and the status pipe see EOF when the other process execs.
+volatile pid_t forwardTo = 0;
+
+void ForwardSignal(int signal) {
+  if (forwardTo > 0) kill(forwardTo, signal);
+}
+
+[[noreturn]] void WaitAndMirror(pid_t child) {
+  syscall(SYS_close_range, 3, ~0U, 0);
+  forwardTo = child;
+  struct sigaction action {};
+  action.sa_handler = ForwardSignal;
+  action.sa_flags = SA_RESTART;
+  sigfillset(&action.sa_mask);
+  for (int signal = 1; signal < NSIG; signal++) {
+    if (signal == SIGKILL || signal == SIGSTOP || signal == SIGCHLD) continue;
+    sigaction(signal, &action, nullptr);  // fails harmlessly for the ones glibc reserves
+  }
+  int status = 0;
+  for (;;) {
+    pid_t done = waitpid(child, &status, 0);
+    if (done == child) break;
+    if (done == -1 && errno != EINTR) _exit(255);
+  }
+  if (WIFEXITED(status)) _exit(WEXITSTATUS(status));
+  int signal = WTERMSIG(status);
+  struct sigaction fallback {};
+  fallback.sa_handler = SIG_DFL;
+  sigaction(signal, &fallback, nullptr);
+  sigset_t only;
+  sigemptyset(&only);
+  sigaddset(&only, signal);
+  sigprocmask(SIG_UNBLOCK, &only, nullptr);
+  kill(getpid(), signal);
+  _exit(128 + signal);
+}
+
+// Forks the process that goes on in the joined pid namespace; the caller waits for it.
+void ForkIntoPidNamespace(const ChildPlan &plan, const Reporter &reporter) {
+  int waiterPid = getpid();
+  long pid = Must(syscall(SYS_clone, SIGCHLD, 0, nullptr, nullptr, 0), reporter, kStepFork);
+  if (pid != 0) WaitAndMirror(static_cast<pid_t>(pid));
+  SetPdeathSignal(plan.main.pdeathSignal, waiterPid, reporter);
+}
+
 }  // namespace
 
 void RunChild(const ChildPlan &plan) {
@@ -150,6 +199,8 @@ void RunChild(const ChildPlan &plan) {
   // Joining a user namespace changes credentials, which may clear the parent-death signal.
   if (plan.joinCount > 0) SetPdeathSignal(plan.main.pdeathSignal, plan.parentPid, reporter);
   if (plan.unshareFlags != 0) Must(unshare(static_cast<int>(plan.unshareFlags)), reporter, kStepUnshare);
+
+  if (plan.forkAfterJoin) ForkIntoPidNamespace(plan, reporter);
 
   if (plan.hasRpc) ForkRpc(plan, reporter);
   Exec(plan.main, reporter);

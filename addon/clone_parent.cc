@@ -139,6 +139,7 @@ CloneResult StartClone(const CloneRequest &request) {
                  request.joinNs.data(),
                  request.joinNs.size(),
                  request.unshareFlags,
+                 request.forkAfterJoin,
                  sync ? sync->Read() : -1,
                  sync ? sync->Write() : -1,
                  status.Read(),

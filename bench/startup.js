@@ -94,10 +94,15 @@ function usernsRows(rootfs, files) {
   ];
 }
 
-function peers(rootfs, bundle, state, files) {
+function peers(rootfs, bundle, state, files, instance) {
   const oci = (rt) => [rt, '--root', `${state}/${rt}`, 'run', '--bundle', bundle, ID];
   const list = [
     { name: 'tsrun exec', argv: [TSRUN, 'exec', rootfs, '/bin/true'] },
+    {
+      name: 'tsrun join',
+      argv: [TSRUN, 'exec', `instance://${instance.name}`, '/bin/true'],
+      error: instance.error,
+    },
     ...files.map((f) => ({
       name: f.name,
       argv: [TSRUN, 'exec', f.file, '/bin/true'],
@@ -199,19 +204,28 @@ async function benchStartup(rootfs, opts, tmp) {
   } catch (err) {
     bundleError = { error: `no OCI bundle: ${err.message}` };
   }
+  // An instance of the rootfs, for the 'tsrun join' row: joining it, beside starting one.
+  const instance = { name: `${ID}-${rootfs.name}`, error: undefined };
+  const started = spawnSync(TSRUN, ['instance', 'start', rootfs.dir, instance.name], {
+    env: ENV,
+    encoding: 'utf8',
+  });
+  if (started.status !== 0) instance.error = `instance start: ${failure(started)}`;
   try {
-    for (const peer of peers(rootfs.dir, bundle, state, imageFiles(rootfs, tmp))) {
+    for (const peer of peers(rootfs.dir, bundle, state, imageFiles(rootfs, tmp), instance)) {
       const skip = (peer.oci && bundleError) || (peer.error && { error: peer.error });
       const result = skip || (await measure(peer.argv, opts, path.join(tmp, 'hf.json')));
       rows.push({ name: peer.name, result });
     }
   } finally {
     deleteContainers(state);
+    spawnSync(TSRUN, ['instance', 'stop', '--force', instance.name], { env: ENV, stdio: 'ignore' });
   }
   printTable(`${rootfs.name} rootfs ${rootfs.dir}: ${opts.runs} runs of /bin/true`, rows);
   if (rows.some((r) => r.name === 'tsrun SIF')) {
     console.log("'tsrun SIF' runs the shared SIF fixture (a busybox image Singularity 3.1 built)");
   }
+  console.log("'tsrun join' runs /bin/true in a running instance of the rootfs (exec instance://)");
   console.log(
     `'userns' rows run as the user ${USERNS_USER}: the user-namespace mode (squashfs and SIF through squashfuse)`,
   );

@@ -18,7 +18,7 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-function containerCommand(program: Command, name: Action, summary: string): Command {
+function containerCommand(program: Command, name: string, summary: string): Command {
   const cmd = program
     .command(name)
     .description(summary)
@@ -72,6 +72,10 @@ function containerCommand(program: Command, name: Action, summary: string): Comm
 }
 
 function run(action: Action, image: string, args: string[], opts: ContainerOptions): void {
+  if (image.startsWith('instance://')) {
+    const { joinConfig } = require('./instance') as typeof import('./instance');
+    return runStarter(joinConfig(action, image, args, opts));
+  }
   runStarter(buildEngineConfig(action, image, args, opts));
 }
 
@@ -131,6 +135,8 @@ function buildProgram(): Command {
       return build(out, source, opts);
     });
   addCapabilityCommand(program);
+  const { addInstanceCommand } = require('./instance') as typeof import('./instance');
+  addInstanceCommand(program, containerCommand);
   program
     .command('version')
     .description('print the version')

@@ -47,6 +47,13 @@ export interface StarterConfig {
    * /etc/subgid) may write: the master runs them instead of writing the files itself.
    */
   idMapHelpers?: boolean;
+  /**
+   * Joining an instance: its mount namespace, entered by stage 2 itself (a process that execs
+   * Node must start on the host's files), and whether the clone forks once more after joining
+   * (a pid namespace is entered only by the children of the process that joins it).
+   */
+  joinMount?: string;
+  forkAfterJoin?: boolean;
   /** Start the RPC server (not when joining an instance). */
   rpc: boolean;
   instance: boolean;
@@ -56,6 +63,11 @@ export interface StarterConfig {
   capabilities: CapabilityConfig;
   noNewPrivs: boolean;
   seccomp?: SeccompConfig;
+}
+
+/** Whether the container runs in a user namespace, its own or one it joins. */
+export function inUserNamespace(starter: StarterConfig): boolean {
+  return starter.namespaces.user === true || starter.joinNamespaces.some((n) => n.kind === 'user');
 }
 
 export function emptyStarterConfig(): StarterConfig {

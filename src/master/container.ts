@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import { wrap } from '../common/errors';
 import { userNamespacesUnavailable } from '../common/userns';
 import { log } from '../common/log';
-import type { IdMap, StarterConfig } from '../engines/config';
+import { IdMap, inUserNamespace, StarterConfig } from '../engines/config';
 import type { ContainerProcess } from '../engines';
 import { addon, CloneHandle, ExecSpec } from '../native/addon';
 import { CAPABILITIES, NAMESPACES, NamespaceKind } from '../native/constants';
@@ -97,9 +97,14 @@ const RPC_CAPS = [
   'CAP_NET_ADMIN',
 ];
 const STAGE2_CAPS = ['CAP_SETPCAP', 'CAP_SETUID', 'CAP_SETGID'];
+/** Joining an instance, stage 2 enters its mount namespace itself: setns needs these there. */
+const JOIN_CAPS = [...STAGE2_CAPS, 'CAP_SYS_ADMIN', 'CAP_SYS_CHROOT'];
+
+/** Where stage 2 finds the mount namespace of the instance it joins. */
+export const JOIN_MOUNT_FD = 5;
 
 function withAmbient(spec: ExecSpec, starter: StarterConfig, caps: string[]): ExecSpec {
-  if (starter.namespaces.user !== true) return spec;
+  if (!inUserNamespace(starter)) return spec;
   const numbers = caps.map((c) => (CAPABILITIES as readonly string[]).indexOf(c));
   return { ...spec, ambientCaps: numbers };
 }
@@ -134,7 +139,22 @@ export async function startContainer(
   const [rpcFd, rpcServerFd] = starter.rpc ? addon().socketpair() : [-1, -1];
   const [fdChannel, rpcChannelFd] = starter.rpc ? addon().socketpair() : [-1, -1];
   const joinFds = openNamespaces(starter);
-  const env = { TSRUN_ENGINE: engineName, TSRUN_CID: cid, TSRUN_RPC: starter.rpc ? '1' : '0' };
+  const mountFd =
+    starter.joinMount === undefined ? -1 : fs.openSync(starter.joinMount, fs.constants.O_RDONLY);
+  const env: Record<string, string> = {
+    TSRUN_ENGINE: engineName,
+    TSRUN_CID: cid,
+    TSRUN_RPC: starter.rpc ? '1' : '0',
+  };
+  let stage2 = withAmbient(stageSpec('stage2', stage2Fd, env), starter, STAGE2_CAPS);
+  if (mountFd >= 0) {
+    const spec = stageSpec('stage2', stage2Fd, {
+      ...env,
+      TSRUN_JOIN_MOUNT_FD: String(JOIN_MOUNT_FD),
+    });
+    const withMount = { ...spec, fds: [...spec.fds, { fd: mountFd, target: JOIN_MOUNT_FD }] };
+    stage2 = withAmbient(withMount, starter, JOIN_CAPS);
+  }
   const flags = namespaceFlags(starter);
   log().verbose(
     {
@@ -150,8 +170,9 @@ export async function startContainer(
     handle = addon().cloneExec({
       flags,
       joinNs: joinFds,
+      forkAfterJoin: starter.forkAfterJoin === true,
       waitForRelease: true,
-      main: withAmbient(stageSpec('stage2', stage2Fd, env), starter, STAGE2_CAPS),
+      main: stage2,
       rpc: starter.rpc
         ? withAmbient(rpcSpec(rpcServerFd, rpcChannelFd, env), starter, RPC_CAPS)
         : undefined,
@@ -159,7 +180,7 @@ export async function startContainer(
   } catch (err) {
     throw userNamespaceRefused(err, starter) ?? err;
   } finally {
-    for (const fd of [stage2Fd, rpcServerFd, rpcChannelFd, ...joinFds]) {
+    for (const fd of [stage2Fd, rpcServerFd, rpcChannelFd, mountFd, ...joinFds]) {
       if (fd >= 0) addon().close(fd);
     }
   }

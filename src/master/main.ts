@@ -9,6 +9,7 @@ import { errorMessage, wrap } from '../common/errors';
 import { FORMAT_ENV, initLog, log, writeStderr } from '../common/log';
 import { addon } from '../native/addon';
 import { MAX_ENGINE_CONFIG } from '../engines/config';
+import { initInstance, instanceFailed } from './instance';
 import { SignalForwarder } from './signals';
 import { runStarter } from './starter';
 
@@ -61,6 +62,7 @@ function fail(err: unknown): never {
     log().error({ code: (err as { code?: string }).code }, errorMessage(err));
   else writeStderr(`tsrun: ${errorMessage(err)}\n`);
   log().debug({ stack: (err as Error).stack }, 'error');
+  instanceFailed();
   process.exit((err as { exitCode?: number }).exitCode ?? 255);
 }
 
@@ -72,6 +74,7 @@ export function starterMain(readConfig: () => Buffer): void {
   const run = async () => {
     process.title = 'tsrun: starter';
     initLog('starter');
+    initInstance();
     const signals = new SignalForwarder((signal) => process.exit(128 + signal));
     process.on('exit', rememberTerminal());
     process.exit(await runStarter(readConfig(), signals));

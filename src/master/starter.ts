@@ -11,6 +11,7 @@ import { parseCommonConfig } from '../engines/config';
 import { addon } from '../native/addon';
 import type { RpcClient } from '../rpc/client';
 import { startContainer, StartedContainer } from './container';
+import { instanceStarted } from './instance';
 import { SignalForwarder } from './signals';
 import { runStage1 } from './stage1';
 
@@ -124,6 +125,7 @@ export async function runStarter(bytes: Buffer, signals: SignalForwarder): Promi
   }
   signals.payloadStarted();
   await engine.ops.postStartProcess(c);
+  instanceStarted(c, engine);
   const status = await engine.ops.monitorContainer(c, signals);
   await engine.ops.cleanupContainer();
   return exitCode(status);

@@ -36,6 +36,10 @@ export interface CloneSpec {
   // CLONE_NEW* flags unshared in the child after it joined joinNs (a mount namespace copied from
   // a container's, say, that later changes in the container do not move); 0 or absent for none
   unshare?: number;
+  // Fork once more after joining: a process that joins a pid namespace is not in it, its children
+  // are. The cloned process then only waits for that child, forwarding signals, and ends as it
+  // did; it closes every fd but stdio. Its pid stays the one to wait for and signal.
+  forkAfterJoin?: boolean;
   waitForRelease: boolean; // child blocks until release(); the caller writes id maps meanwhile
   main: ExecSpec; // what the cloned process execs
   // When present, the cloned process forks once more (after joining namespaces): the fork execs

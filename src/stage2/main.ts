@@ -15,6 +15,7 @@ import { readMessageSync, writeMessageSync } from '../common/messages';
 import type { StarterConfig } from '../engines/config';
 import { newEngine, preloadEngine } from '../engines';
 import { addon } from '../native/addon';
+import { CLONE } from '../native/constants';
 
 interface StartMessage {
   type: 'start';
@@ -54,6 +55,20 @@ function readStart(): StartMessage {
   return msg;
 }
 
+/**
+ * Joining an instance: enters its mount namespace, on this thread (the one that execs), now that
+ * every module is loaded from the host. setns into a mount namespace needs a thread whose root
+ * and working directory are its own: Node's threads share them until unshare(CLONE_FS).
+ */
+function enterJoinedMountNamespace(): void {
+  const text = process.env.TSRUN_JOIN_MOUNT_FD;
+  if (text === undefined) return;
+  const mountFd = Number(text);
+  addon().unshare(CLONE.FS);
+  addon().setns(mountFd, CLONE.NEWNS);
+  addon().close(mountFd);
+}
+
 /** The RPC server is this process's only child: reap it and check it succeeded. */
 function reapRpcServer(): void {
   if (process.env.TSRUN_RPC !== '1') return;
@@ -77,6 +92,7 @@ async function main(): Promise<void> {
   send({ type: 'ready' });
   const start = readStart();
   reapRpcServer();
+  enterJoinedMountNamespace();
   const engine = newEngine(JSON.stringify(start.engineConfig));
   await engine.ops.startProcess({ fd, starterConfig: start.starterConfig, initFd });
 }

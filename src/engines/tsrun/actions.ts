@@ -16,7 +16,7 @@ import {
 const SOURCE_ENV =
   'for f in /.singularity.d/env/*.sh; do [ -f "$f" ] && . "$f"; done; ' + APPLY_OVERRIDES;
 
-const SCRIPTS: Record<Exclude<Action, 'inspect'>, string> = {
+const SCRIPTS: Record<Exclude<Action, 'inspect' | 'start'>, string> = {
   exec: `${SOURCE_ENV}exec "$@"`,
   run:
     `${SOURCE_ENV}` +
@@ -25,6 +25,8 @@ const SCRIPTS: Record<Exclude<Action, 'inspect'>, string> = {
     'echo "tsrun: no runscript in the image, running /bin/sh" >&2; exec /bin/sh "$@"',
   shell: `${SOURCE_ENV}exec /bin/sh "$@"`,
 };
+
+const STARTSCRIPT = '/.singularity.d/startscript';
 
 function isExecutable(file: string): boolean {
   try {
@@ -56,7 +58,7 @@ export interface ActionCommand {
 
 /** The program, argv and environment stage 2 execs for an action, inside the container's root. */
 export function actionCommand(
-  action: Exclude<Action, 'inspect'>,
+  action: Exclude<Action, 'inspect' | 'start'>,
   args: string[],
   environment: PayloadEnvironment,
 ): ActionCommand {
@@ -79,4 +81,21 @@ export function actionCommand(
     }
   }
   return { file: '/bin/sh', argv: ['/bin/sh', ...args], env };
+}
+
+/**
+ * What an instance runs under its init: the image's startscript (after its env scripts, as the
+ * other actions), or nothing (file '') when the image has none; the environment either way.
+ */
+export function startCommand(args: string[], environment: PayloadEnvironment): ActionCommand {
+  if (!isExecutable(STARTSCRIPT))
+    return { file: '', argv: [], env: directEnvironment(environment) };
+  if (isExecutable('/bin/sh')) {
+    return {
+      file: '/bin/sh',
+      argv: ['/bin/sh', '-c', `${SOURCE_ENV}exec ${STARTSCRIPT} "$@"`, 'tsrun-start', ...args],
+      env: scriptEnvironment(environment),
+    };
+  }
+  return { file: STARTSCRIPT, argv: [STARTSCRIPT, ...args], env: directEnvironment(environment) };
 }

@@ -2,12 +2,29 @@
 // stage 1 adds (the user's identity, the image's kind). It travels as the `engineConfig` part of
 // the engine config.
 import { usageError } from '../../common/errors';
+import { INSTANCE_NAME } from '../../instances/state';
 import type { ImageSource } from '../../images/detect';
 import type { AdminConfig } from '../../config/admin';
 import { parsePrivilegeRequest, PrivilegeRequest } from './privileges';
 import type { LinuxResources } from './cgroups-spec';
 
-export type Action = 'exec' | 'run' | 'shell' | 'inspect';
+export type Action = 'exec' | 'run' | 'shell' | 'inspect' | 'start';
+
+/** instance start: the instance's name (the action is 'start'). */
+export interface InstanceRequest {
+  name: string;
+}
+
+/** instance://NAME: the running instance to join, as the wrapper read its state file. */
+export interface JoinRequest {
+  name: string;
+  /** Host pid of the instance's container process (pid 1 of its pid namespace). */
+  pid: number;
+  /** Field 22 of /proc/PID/stat when the instance started: a reused pid does not match. */
+  startTime: string;
+  /** The uid that started the instance. */
+  uid: number;
+}
 
 export interface BindSpec {
   source: string;
@@ -90,6 +107,10 @@ export interface TsrunEngineConfig {
   cgroups?: LinuxResources;
   /** inspect: what the wrapper read of a SIF file's header and descriptors; print JSON. */
   inspect?: { sif?: unknown; json: boolean };
+  /** instance start: run as the instance NAME (pid and ipc namespaces, tsrun-init stays). */
+  instance?: InstanceRequest;
+  /** exec|run|shell instance://NAME: join that instance instead of making a container. */
+  join?: JoinRequest;
   /** Filled in by stage 1. */
   user?: UserInfo;
   /** The admin config's settings that the master and the RPC server act on. */
@@ -189,14 +210,34 @@ export function parseOverlaySpec(spec: string): OverlaySpec {
   return { path: file, readonly: ro };
 }
 
+function parseInstance(value: unknown): InstanceRequest | undefined {
+  if (value === undefined) return undefined;
+  const name = field<string>(value as Obj, 'name', isString, 'a string');
+  if (!INSTANCE_NAME.test(name))
+    throw usageError(`engine config: instance.name '${name}' is invalid`);
+  return { name };
+}
+
+function parseJoin(value: unknown): JoinRequest | undefined {
+  if (value === undefined) return undefined;
+  const obj = value as Obj;
+  const isId = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0;
+  return {
+    name: field(obj, 'name', isString, 'a string'),
+    pid: field(obj, 'pid', (v) => isId(v) && (v as number) > 0, 'a pid'),
+    startTime: field(obj, 'startTime', (v) => isString(v) && /^\d+$/.test(v as string), 'digits'),
+    uid: field(obj, 'uid', isId, 'a uid'),
+  };
+}
+
 /** Checks the shape of a tsrun engine config; returns it typed. */
 export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
   const obj = value as Obj;
   const action = field<Action>(
     obj,
     'action',
-    (v) => v === 'exec' || v === 'run' || v === 'shell' || v === 'inspect',
-    "'exec', 'run', 'shell' or 'inspect'",
+    (v) => ['exec', 'run', 'shell', 'inspect', 'start'].includes(v as string),
+    "'exec', 'run', 'shell', 'inspect' or 'start'",
   );
   const binds = field<unknown[]>(obj, 'binds', Array.isArray, 'an array');
   return {
@@ -250,6 +291,8 @@ export function parseTsrunConfig(value: unknown): TsrunEngineConfig {
     admin: obj.admin as AdminSettings | undefined,
     source: obj.source as ImageSource | undefined,
     inspect: obj.inspect as TsrunEngineConfig['inspect'],
+    instance: parseInstance(obj.instance),
+    join: parseJoin(obj.join),
     sessionDir: field(obj, 'sessionDir', optional(isAbsolute), 'an absolute path'),
   };
 }

@@ -269,6 +269,19 @@ function joinNamespaces(cfg: TsrunEngineConfig, starter: StarterConfig): void {
 
 /** Fills in the starter config for a container run as root. */
 export function prepareConfig(cfg: TsrunEngineConfig, starter: StarterConfig): void {
+  if (cfg.join !== undefined) {
+    const { prepareJoin } = require('./join') as typeof import('./join');
+    return prepareJoin(cfg, starter);
+  }
+  if ((cfg.action === 'start') !== (cfg.instance !== undefined)) {
+    throw usageError("engine config: action 'start' goes with instance, and only with it");
+  }
+  if (cfg.instance !== undefined) {
+    // An instance has its own pid and ipc namespaces, with tsrun-init as pid 1.
+    cfg.pidNamespace = true;
+    cfg.ipcNamespace = true;
+    cfg.noInit = false;
+  }
   const userns = wantsUserNamespace(cfg, process.getuid!());
   cfg.userns = userns;
   const admin = loadAdminConfig();

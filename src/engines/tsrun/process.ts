@@ -5,9 +5,9 @@ import { TsrunError } from '../../common/errors';
 import { log } from '../../common/log';
 import { addon, CapSets } from '../../native/addon';
 import { CAPABILITIES } from '../../native/constants';
-import type { CapabilityConfig, StarterConfig } from '../config';
+import { CapabilityConfig, inUserNamespace, StarterConfig } from '../config';
 import * as fs from 'node:fs';
-import { actionCommand } from './actions';
+import { actionCommand, startCommand } from './actions';
 import { buildEnvironment } from './environment';
 import { formatInspect, inspectImage } from './inspect';
 import type { TsrunEngineConfig } from './config';
@@ -64,7 +64,7 @@ export function applyIdentity(starter: StarterConfig): void {
   applyBounding(caps);
   const gid = starter.targetGIDs[0];
   // In a user namespace the master denied setgroups: the payload keeps the user's groups.
-  if (starter.namespaces.user !== true) addon().setgroups(starter.targetGIDs);
+  if (!inUserNamespace(starter)) addon().setgroups(starter.targetGIDs);
   if (gid !== undefined) addon().setresgid(gid, gid, gid);
   addon().setKeepCaps(true);
   addon().setresuid(starter.targetUID, starter.targetUID, starter.targetUID);
@@ -91,15 +91,18 @@ export function startProcess(cfg: TsrunEngineConfig, starter: StarterConfig, ini
   }
   const environment = buildEnvironment(cfg);
   enterWorkingDirectory(cfg);
+  const seccompFilter = starter.seccomp && {
+    filter: Buffer.from(starter.seccomp.filter, 'base64'),
+    flags: starter.seccomp.flags,
+  };
+  if (cfg.action === 'start')
+    return startInstance(cfg, starter, environment, seccompFilter, initFd);
   const cmd = actionCommand(cfg.action, cfg.args, environment);
   applyIdentity(starter);
   const envp = Object.entries(cmd.env).map(([k, v]) => `${k}=${v}`);
   log().verbose({ argv0: cmd.argv[0], file: cmd.file, cwd: process.cwd() }, 'exec payload');
   // The filter goes to execve, which loads it on this thread as the last step before the exec.
-  const seccomp = starter.seccomp && {
-    filter: Buffer.from(starter.seccomp.filter, 'base64'),
-    flags: starter.seccomp.flags,
-  };
+  const seccomp = seccompFilter;
   if (cfg.pidNamespace && cfg.noInit !== true) {
     // tsrun-init is pid 1: it forks the payload, forwards signals and reaps orphans.
     if (initFd < 0)
@@ -108,4 +111,25 @@ export function startProcess(cfg: TsrunEngineConfig, starter: StarterConfig, ini
     return addon().execve('tsrun-init', argv, envp, seccomp, initFd);
   }
   return addon().execve(cmd.file, cmd.argv, envp, seccomp);
+}
+
+/**
+ * An instance: tsrun-init --instance is pid 1 and stays (see addon/init), with the image's
+ * startscript as its payload, or alone when the image has none.
+ */
+function startInstance(
+  cfg: TsrunEngineConfig,
+  starter: StarterConfig,
+  environment: ReturnType<typeof buildEnvironment>,
+  seccomp: Parameters<ReturnType<typeof addon>['execve']>[3],
+  initFd: number,
+): never {
+  if (initFd < 0)
+    throw new TsrunError('tsrun-init is missing: rebuild tsrun (npm install)', 'ENOENT');
+  const cmd = startCommand(cfg.args, environment);
+  applyIdentity(starter);
+  const envp = Object.entries(cmd.env).map(([k, v]) => `${k}=${v}`);
+  const argv = ['tsrun-init', '--instance', ...(cmd.file === '' ? [] : [cmd.file, ...cmd.argv])];
+  log().verbose({ argv }, 'exec instance init');
+  return addon().execve('tsrun-init', argv, envp, seccomp, initFd);
 }

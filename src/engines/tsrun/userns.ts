@@ -50,7 +50,7 @@ export function wantsUserNamespace(cfg: TsrunEngineConfig, uid: number): boolean
 }
 
 /** Root's identity inside with --fakeroot; its home is the caller's home, bound at /root. */
-function fakeRootUser(): UserInfo {
+export function fakeRootUser(): UserInfo {
   return {
     uid: 0,
     gid: 0,
@@ -133,17 +133,19 @@ export function prepareUserNamespace(
   }
   starter.targetUID = inside.uid;
   starter.targetGIDs = [inside.gid];
-  if (fakeroot) {
-    // Root of its own namespace: every capability there, none on the host.
-    starter.capabilities = {
-      bounding,
-      effective: bounding,
-      permitted: bounding,
-      inheritable: [],
-      ambient: [],
-    };
-    starter.noNewPrivs = false;
-  }
+  if (fakeroot) giveNamespaceRoot(starter, bounding);
+}
+
+/** Root of its own user namespace: every capability there (none on the host). */
+export function giveNamespaceRoot(starter: StarterConfig, bounding: string[]): void {
+  starter.capabilities = {
+    bounding,
+    effective: bounding,
+    permitted: bounding,
+    inheritable: [],
+    ambient: [],
+  };
+  starter.noNewPrivs = false;
 }
 
 /** With --fakeroot the user is root inside, with the caller's home bound at /root. */

@@ -204,6 +204,88 @@ describe('native cloneExec', function () {
       }
     });
 
+    describe('forkAfterJoin', function () {
+      let holder: ReturnType<typeof import('node:child_process').spawn> | undefined;
+      let pidNs = -1;
+      beforeEach(async function () {
+        requireRoot(this);
+        // A process in a pid namespace of its own (unshare forks it as pid 1 there).
+        const { spawn } = require('node:child_process') as typeof import('node:child_process');
+        holder = spawn('unshare', ['--pid', '--fork', '--kill-child', 'sleep', '60'], {
+          stdio: 'ignore',
+        });
+        const outer = holder.pid!;
+        let inner = 0;
+        for (let i = 0; i < 200 && inner === 0; i++) {
+          const kids = fs.readFileSync(`/proc/${outer}/task/${outer}/children`, 'utf8').trim();
+          inner = Number(kids.split(' ')[0] || 0);
+          if (inner === 0) await sleep(10);
+        }
+        pidNs = fs.openSync(`/proc/${inner}/ns/pid`, 'r');
+      });
+      afterEach(async function () {
+        if (pidNs >= 0) fs.closeSync(pidNs);
+        pidNs = -1;
+        if (holder !== undefined) {
+          const gone = new Promise((resolve) => holder!.on('exit', resolve));
+          holder.kill('SIGKILL');
+          await gone;
+        }
+        holder = undefined;
+      });
+
+      it('runs the payload in the pid namespace it joined', async function () {
+        const want = fs.readlinkSync(`/proc/self/fd/${pidNs}`);
+        const { output, status } = await run((out) => ({
+          flags: 0,
+          joinNs: [pidNs],
+          forkAfterJoin: true,
+          waitForRelease: false,
+          main: sh('readlink /proc/self/ns/pid >&3; exit 7', [{ fd: out, target: 3 }]),
+        }));
+        expect(output.trim()).to.equal(want);
+        expect(output.trim()).to.not.equal(fs.readlinkSync('/proc/self/ns/pid'));
+        expect(status).to.deep.equal({ code: 7, signal: null });
+      });
+
+      it('ends as the payload did: by its signal, and forwards signals to it', async function () {
+        const killed = await run(() => ({
+          flags: 0,
+          joinNs: [pidNs],
+          forkAfterJoin: true,
+          waitForRelease: false,
+          main: sh('kill -KILL $$'),
+        }));
+        expect(killed.status).to.deep.equal({ code: null, signal: SIGNALS.SIGKILL });
+        const [readEnd, writeEnd] = native.pipe();
+        const handle = native.cloneExec({
+          flags: 0,
+          joinNs: [pidNs],
+          forkAfterJoin: true,
+          waitForRelease: false,
+          main: sh(
+            "trap 'echo got-usr1 >&3; exit 3' USR1; echo up >&3; while :; do sleep 0.05; done",
+            [{ fd: writeEnd, target: 3 }],
+          ),
+        });
+        native.close(writeEnd);
+        await native.release(handle);
+        const reader = fs.createReadStream('', { fd: readEnd });
+        let text = '';
+        await new Promise<void>((resolve) =>
+          reader.on('data', (d) => {
+            text += String(d);
+            if (text.includes('up')) resolve();
+          }),
+        );
+        process.kill(handle.pid, 'SIGUSR1');
+        const status = await finish(handle);
+        await new Promise<void>((resolve) => reader.on('close', () => resolve()));
+        expect(text).to.equal('up\ngot-usr1\n');
+        expect(status).to.deep.equal({ code: 3, signal: null });
+      });
+    });
+
     it('refuses unshare flags other than CLONE_NEW*', function () {
       const spec = {
         flags: 0,
