@@ -139,7 +139,9 @@ void ForwardSignal(int signal) {
   if (forwardTo > 0) kill(forwardTo, signal);
 }
 
-[[noreturn]] void WaitAndMirror(pid_t child) {
+// Signals stay blocked from before the fork until the handlers are in place: none sent to this
+// process in between is lost, they are forwarded once unblocked.
+[[noreturn]] void WaitAndMirror(pid_t child, const sigset_t &unblocked) {
   syscall(SYS_close_range, 3, ~0U, 0);
   forwardTo = child;
   struct sigaction action {};
@@ -150,6 +152,7 @@ void ForwardSignal(int signal) {
     if (signal == SIGKILL || signal == SIGSTOP || signal == SIGCHLD) continue;
     sigaction(signal, &action, nullptr);  // fails harmlessly for the ones glibc reserves
   }
+  sigprocmask(SIG_SETMASK, &unblocked, nullptr);
   int status = 0;
   for (;;) {
     pid_t done = waitpid(child, &status, 0);
@@ -172,8 +175,12 @@ void ForwardSignal(int signal) {
 // Forks the process that goes on in the joined pid namespace; the caller waits for it.
 void ForkIntoPidNamespace(const ChildPlan &plan, const Reporter &reporter) {
   int waiterPid = getpid();
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, &old);
   long pid = Must(syscall(SYS_clone, SIGCHLD, 0, nullptr, nullptr, 0), reporter, kStepFork);
-  if (pid != 0) WaitAndMirror(static_cast<pid_t>(pid));
+  if (pid != 0) WaitAndMirror(static_cast<pid_t>(pid), old);
+  sigprocmask(SIG_SETMASK, &old, nullptr);
   SetPdeathSignal(plan.main.pdeathSignal, waiterPid, reporter);
 }
 

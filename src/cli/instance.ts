@@ -30,17 +30,17 @@ export const INSTANCE_URI = 'instance://';
 const MASTER_MAIN = path.join(__dirname, '..', 'master', 'main.js');
 
 /** The uid whose instances a command acts on: the caller's, or --user's for root. */
-function ownerUid(user: string | undefined): number {
+function ownerUid(user: string | undefined, what = '--user'): number {
   const self = process.getuid!();
   if (user === undefined) return self;
   const line = fs
     .readFileSync('/etc/passwd', 'utf8')
     .split('\n')
     .find((l) => l.split(':')[0] === user || (/^\d+$/.test(user) && l.split(':')[2] === user));
-  if (line === undefined) throw usageError(`--user '${user}': no such user`);
+  if (line === undefined) throw usageError(`${what} '${user}': no such user`);
   const uid = Number(line.split(':')[2]);
   if (uid !== self && self !== 0)
-    throw usageError("--user: only root may name another user's instances");
+    throw usageError(`${what}: only root may name another user's instances`);
   return uid;
 }
 
@@ -124,6 +124,7 @@ export async function startInstance(
 
 interface ListFlags {
   json?: boolean;
+  logs?: boolean;
   user?: string;
 }
 
@@ -148,14 +149,11 @@ function listInstances(glob: string | undefined, flags: ListFlags): void {
     fs.writeSync(1, `${JSON.stringify({ instances }, null, 2)}\n`);
     return;
   }
-  const rows = [['INSTANCE NAME', 'PID', 'STARTED', 'IMAGE']];
+  const logs = flags.logs === true;
+  const rows = [['INSTANCE NAME', 'PID', 'STARTED', logs ? 'LOGS' : 'IMAGE']];
   for (const s of states) {
-    rows.push([
-      s.name,
-      String(s.pid),
-      s.started.replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
-      s.image,
-    ]);
+    const started = s.started.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+    rows.push([s.name, String(s.pid), started, logs ? `${s.logs.out} ${s.logs.err}` : s.image]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   const text = rows.map((r) => r.map((c, i) => (i < 3 ? c.padEnd(widths[i]) : c)).join('  '));
@@ -278,7 +276,11 @@ export function joinConfig(
   args: string[],
   opts: ContainerOptions,
 ): CommonConfig {
-  const name = uri.slice(INSTANCE_URI.length);
+  // instance://NAME, or instance://USER/NAME for root: another user's instance.
+  const spec = uri.slice(INSTANCE_URI.length);
+  const slash = spec.indexOf('/');
+  const name = slash < 0 ? spec : spec.slice(slash + 1);
+  const owner = slash < 0 ? process.getuid!() : ownerUid(spec.slice(0, slash), uri);
   checkInstanceName(name);
   for (const [key, flag] of NOT_FOR_JOIN) {
     if (opts[key] !== undefined && opts[key] !== false) {
@@ -288,9 +290,9 @@ export function joinConfig(
   if (typeof opts.home === 'string' || opts.init === false) {
     throw usageError(`--home and --no-init cannot be used with ${uri}`);
   }
-  const dir = instancesDir(process.getuid!());
+  const dir = instancesDir(owner);
   const state = runningState(dir, name);
-  if (state === undefined) throw usageError(`no instance named '${name}' is running`);
+  if (state === undefined) throw usageError(`no instance named '${spec}' is running`);
   const config = buildEngineConfig(action, state.image, args, opts);
   const cfg = config.engineConfig as TsrunEngineConfig;
   cfg.join = { name, pid: state.pid, startTime: state.startTime, uid: state.uid };
@@ -320,7 +322,8 @@ export function addInstanceCommand(
     .command('list')
     .description('list the running instances (all, or those whose name matches NAME-GLOB)')
     .usage('[options] [NAME-GLOB]')
-    .option('--json', 'print JSON')
+    .option('--json', 'print JSON (with the log paths)')
+    .option('--logs', 'print the paths of the log files instead of the image')
     .option('-u, --user <user>', "list another user's instances (root)")
     .argument('[glob]')
     .action((glob: string | undefined, flags: ListFlags) => listInstances(glob, flags));

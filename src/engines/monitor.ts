@@ -16,14 +16,10 @@ function statusMask(status: string, field: string): bigint {
   return match === null ? 0n : BigInt(`0x${match[1]}`);
 }
 
-/**
- * Whether the process has neither a handler for `signal` nor ignores it nor blocks it (a blocked
- * signal stays pending, for sigwaitinfo, say: the kernel never drops it).
- */
+/** Whether the process has neither a handler for `signal` nor ignores it. */
 export function hasDefaultAction(pid: number, signal: number): boolean {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const handled =
-    statusMask(status, 'SigCgt') | statusMask(status, 'SigIgn') | statusMask(status, 'SigBlk');
+  const handled = statusMask(status, 'SigCgt') | statusMask(status, 'SigIgn');
   return (handled & (1n << BigInt(signal - 1))) === 0n;
 }
 

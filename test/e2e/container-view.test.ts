@@ -456,7 +456,7 @@ describe('tsrun.conf directives, on the Debian rootfs', function () {
   it('refuses what the admin forbids, naming the directive', () => {
     const pid = run(['allow pid ns = no'], ['--pid'], 'true');
     expect(pid.stderr).to.equal(
-      "tsrun: stage 1: --pid: pid namespaces are not allowed ('allow pid ns = no' in tsrun.conf)\n",
+      "tsrun: stage 1: a pid namespace (--pid, --containall, an instance) is not allowed ('allow pid ns = no' in tsrun.conf)\n",
     );
     const bind = run(['user bind control = no'], ['-B', '/tmp:/mnt'], 'true');
     expect(bind.status).to.equal(255);

@@ -305,6 +305,59 @@ describe('instances', function () {
       expect(list(asUser)).to.deep.equal([]);
     });
 
+    it('serves a page from a web server instance of the user, and frees the port', async () => {
+      const port = await freePort();
+      const start = asUser(['instance', 'start', web, 'userweb', String(port)]);
+      expect(start.stderr).to.equal('');
+      await waitFor(() => pgrep('httpd').length === 1, 5000);
+      expect(await fetch(port)).to.equal('hello from the instance\n');
+      const join = asUser([
+        'exec',
+        'instance://userweb',
+        'wget',
+        '-qO-',
+        `http://127.0.0.1:${port}/`,
+      ]);
+      expect(join.stdout).to.equal('hello from the instance\n');
+      expect(asUser(['instance', 'stop', 'userweb']).status).to.equal(0);
+      expect(await listening(port), 'port still taken').to.equal(false);
+      expect(pgrep('httpd')).to.deep.equal([]);
+    });
+
+    it('runs a SIF instance through squashfuse, and stops squashfuse with it, even after SIGKILL of its master', async function () {
+      if (!fs.existsSync(SIF_FIXTURE)) return this.skip();
+      const fuseMode = fs.statSync('/dev/fuse').mode & 0o777;
+      fs.chmodSync('/dev/fuse', 0o666);
+      try {
+        const start = asUser(['instance', 'start', '--writable-tmpfs', SIF_FIXTURE, 'usif']);
+        expect(start.stderr).to.equal('');
+        expect(pgrep('squashfuse')).to.have.length(1);
+        const r = asUser([
+          'exec',
+          'instance://usif',
+          'sh',
+          '-c',
+          'touch /new && busybox | head -1',
+        ]);
+        expect(r.stdout).to.match(/^BusyBox v1\./);
+        expect(asUser(['instance', 'stop', 'usif']).status).to.equal(0);
+        expect(pgrep('squashfuse')).to.deep.equal([]);
+        expect(asUser(['instance', 'start', SIF_FIXTURE, 'usif']).status).to.equal(0);
+        const [listed] = list(asUser);
+        const master = Number(
+          fs.readFileSync(`/proc/${listed.pid}/stat`, 'utf8').split(') ')[1].split(' ')[1],
+        );
+        process.kill(master, 'SIGKILL');
+        await waitFor(
+          () => pgrep('squashfuse').length === 0 && !fs.existsSync(`/proc/${listed.pid}`),
+          5000,
+        );
+        expect(list(asUser)).to.deep.equal([]);
+      } finally {
+        fs.chmodSync('/dev/fuse', fuseMode);
+      }
+    });
+
     it("keeps users apart: a user neither lists, joins nor stops another's; root can", () => {
       expect(tsrun(['instance', 'start', BUSYBOX, 'roots']).status).to.equal(0);
       expect(asUser(['instance', 'start', BUSYBOX, 'users']).status).to.equal(0);
@@ -319,6 +372,13 @@ describe('instances', function () {
       expect(JSON.parse(byRoot.stdout).instances.map((i: Listed) => i.instance)).to.deep.equal([
         'users',
       ]);
+      const rootJoins = tsrun(['exec', `instance://${USER}/users`, 'id', '-un']);
+      expect(rootJoins.stderr).to.equal('');
+      expect(rootJoins.stdout, 'root joins as the owner').to.equal(`${USER}\n`);
+      const userNames = asUser(['exec', 'instance://root/roots', 'true']);
+      expect(userNames.stderr).to.equal(
+        "tsrun: instance://root/roots: only root may name another user's instances\n",
+      );
       expect(tsrun(['instance', 'stop', '--user', USER, 'users']).status).to.equal(0);
       expect(list(asUser)).to.deep.equal([]);
       expect(list().map((i) => i.instance)).to.deep.equal(['roots']);

@@ -9,7 +9,7 @@ import { loadAdminConfig } from '../../config/admin';
 import { processStartTime } from '../../instances/state';
 import type { NamespaceKind } from '../../native/constants';
 import type { StarterConfig } from '../config';
-import type { TsrunEngineConfig } from './config';
+import type { TsrunEngineConfig, UserInfo } from './config';
 import { adminSettings } from './policy';
 import { preparePrivileges } from './prepare-privileges';
 import { boundingCapabilities, currentUser } from './prepare';
@@ -17,6 +17,26 @@ import { fakeRootUser, giveNamespaceRoot } from './userns';
 
 /** Joined in this order: the user namespace first, it owns the others. */
 const JOINED: NamespaceKind[] = ['user', 'ipc', 'uts', 'net', 'cgroup', 'pid'];
+
+/** A user's identity from the host's password and group files (root joining a user's instance). */
+function userInfoOf(uid: number): UserInfo {
+  const entry = fs
+    .readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .map((l) => l.split(':'))
+    .find((f) => f[2] === String(uid));
+  if (entry === undefined) throw usageError(`uid ${uid} is not in /etc/passwd`);
+  const [name, , , gidText, gecos, home, shell] = entry;
+  const gid = Number(gidText);
+  const groups = [{ gid, name: String(gid) }];
+  for (const line of fs.readFileSync('/etc/group', 'utf8').split('\n')) {
+    const [group, , g, members = ''] = line.split(':');
+    if (g === undefined) continue;
+    if (Number(g) === gid) groups[0].name = group;
+    else if (members.split(',').includes(name)) groups.push({ gid: Number(g), name: group });
+  }
+  return { uid, gid, name, gecos, home, shell, groups };
+}
 
 function link(pid: number | 'self', kind: string): string {
   return fs.readlinkSync(`/proc/${pid}/ns/${kind}`);
@@ -32,8 +52,7 @@ export function prepareJoin(cfg: TsrunEngineConfig, starter: StarterConfig): voi
   if (processStartTime(join.pid) !== join.startTime) {
     throw usageError(`instance '${join.name}' is not running`);
   }
-  const owner = fs.statSync(`/proc/${join.pid}`).uid;
-  if (owner !== join.uid && caller.uid !== 0) {
+  if (fs.statSync(`/proc/${join.pid}`).uid !== join.uid && caller.uid !== 0) {
     throw usageError(`instance '${join.name}' belongs to another user`);
   }
   const admin = loadAdminConfig();
@@ -54,15 +73,18 @@ export function prepareJoin(cfg: TsrunEngineConfig, starter: StarterConfig): voi
   const userns = starter.joinNamespaces.some((n) => n.kind === 'user');
   cfg.userns = userns;
   const bounding = boundingCapabilities();
-  cfg.user = userns && cfg.fakeroot === true ? fakeRootUser() : caller;
   if (!userns) {
+    cfg.user = caller;
     preparePrivileges(cfg, starter, bounding, admin.rootDefaultCapabilities);
     return;
   }
-  preparePrivileges({ ...cfg, user: caller }, starter, bounding, admin.rootDefaultCapabilities);
-  // The instance's maps hold the ids: the caller's own, or 0 with --fakeroot.
+  // The instance's maps hold its owner's ids (the caller's own, unless root joins a user's
+  // instance): the payload runs as the owner would, or as root inside with --fakeroot.
+  const owner = caller.uid === join.uid ? caller : userInfoOf(join.uid);
   const fakeroot = cfg.fakeroot === true;
-  starter.targetUID = fakeroot ? 0 : caller.uid;
-  starter.targetGIDs = [fakeroot ? 0 : caller.gid];
+  cfg.user = fakeroot ? fakeRootUser() : owner;
+  preparePrivileges({ ...cfg, user: owner }, starter, bounding, admin.rootDefaultCapabilities);
+  starter.targetUID = fakeroot ? 0 : owner.uid;
+  starter.targetGIDs = [fakeroot ? 0 : owner.gid];
   if (fakeroot) giveNamespaceRoot(starter, bounding);
 }

@@ -175,7 +175,9 @@ function makeDir(dir: string, mode: number): void {
  */
 export function applyPolicy(cfg: TsrunEngineConfig, admin: AdminConfig): void {
   if (cfg.pidNamespace && !admin.allowPidNs) {
-    throw usageError("--pid: pid namespaces are not allowed ('allow pid ns = no' in tsrun.conf)");
+    throw usageError(
+      "a pid namespace (--pid, --containall, an instance) is not allowed ('allow pid ns = no' in tsrun.conf)",
+    );
   }
   const userBinds = cfg.binds.length > 0 || (cfg.scratch ?? []).length > 0;
   if (userBinds && !admin.userBindControl) {

@@ -79,7 +79,8 @@ function checkImage(cfg: TsrunEngineConfig, admin: AdminConfig): ImageSource {
   checkAllowed(source, admin);
   const sifOverlay = source.overlay !== undefined;
   if (cfg.writable && (source.format === 'squashfs' || (source.format === 'sif' && !sifOverlay))) {
-    throw usageError(`--writable: image '${cfg.image}' is ${source.format}, which is read-only`);
+    const what = source.format === 'sif' ? 'a SIF file without an overlay partition' : 'squashfs';
+    throw usageError(`--writable: image '${cfg.image}' is ${what}, which is read-only`);
   }
   if (source.fstype === 'ext3') checkExt3InUse(cfg.image, cfg.writable, source.offset);
   if (source.format === 'sandbox') checkExecutable(cfg.image);
@@ -145,9 +146,15 @@ function checkOverlays(cfg: TsrunEngineConfig): void {
   }
   const writableOverlays = overlays.filter((o) => !o.readonly).length;
   if (writableOverlays > 1) throw usageError('--overlay: only one overlay can be writable');
-  const writers = [cfg.writable, cfg.writableTmpfs === true, writableOverlays > 0];
-  if (writers.filter(Boolean).length > 1) {
-    throw usageError('--writable, --writable-tmpfs and a writable --overlay exclude each other');
+  const writers = [
+    cfg.writable && '--writable',
+    cfg.writableTmpfs === true && '--writable-tmpfs',
+    writableOverlays > 0 && 'a writable --overlay',
+  ].filter((w): w is string => w !== false);
+  if (writers.length > 1) {
+    throw usageError(
+      `${writers.join(' and ')} exclude each other: only one layer takes the writes`,
+    );
   }
 }
 

@@ -278,9 +278,10 @@ describe('native cloneExec', function () {
             if (text.includes('up')) resolve();
           }),
         );
+        const closed = new Promise<void>((resolve) => reader.on('close', () => resolve()));
         process.kill(handle.pid, 'SIGUSR1');
         const status = await finish(handle);
-        await new Promise<void>((resolve) => reader.on('close', () => resolve()));
+        await closed;
         expect(text).to.equal('up\ngot-usr1\n');
         expect(status).to.deep.equal({ code: 3, signal: null });
       });
