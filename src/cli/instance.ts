@@ -85,6 +85,11 @@ export async function startInstance(
   const waiting = new Promise<void>((resolve) => (wake = resolve));
   process.on('SIGUSR1', () => ((outcome ??= 'up'), wake()));
   process.on('SIGUSR2', () => ((outcome ??= 'failed'), wake()));
+  // Ctrl-C (or a kill) while the instance comes up: it is stopped once up, not left behind.
+  let interrupted: NodeJS.Signals | undefined;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => (interrupted ??= signal));
+  }
   const master = spawn(process.execPath, [MASTER_MAIN], {
     detached: true,
     stdio: ['ignore', out, err, 'pipe', lockFd],
@@ -96,26 +101,44 @@ export async function startInstance(
       [INSTANCE_ENV.notify]: String(process.pid),
     },
   });
-  let exitCode: number | null = null;
-  master.on('exit', (code, signal) => {
-    exitCode = code ?? 128;
-    if (signal !== null) exitCode = 128;
-    outcome ??= 'failed';
-    wake();
-  });
+  const exited = new Promise<void>((resolve) =>
+    master.on('exit', () => {
+      outcome ??= 'failed';
+      wake();
+      resolve();
+    }),
+  );
   const configPipe = master.stdio[3] as NodeJS.WritableStream;
   configPipe.end(JSON.stringify(config));
   for (const fd of [out, err, lockFd]) fs.closeSync(fd);
   await waiting;
+  if (outcome === 'up' && interrupted !== undefined) {
+    // The master forwards SIGTERM to the instance's init and cleans up once it has ended.
+    kill(master.pid!, 'SIGTERM');
+    const timer = setTimeout(() => kill(master.pid!, 'SIGKILL'), 10000);
+    await exited;
+    clearTimeout(timer);
+    const { SIGNALS } = require('../native/constants') as typeof import('../native/constants');
+    throw new TsrunError(`instance '${name}' stopped: ${interrupted} while it started`, 'EINTR', {
+      exitCode: 128 + (SIGNALS[interrupted] ?? 0),
+    });
+  }
   if (outcome === 'up') {
     master.unref();
     return;
   }
   // The master said it failed, or died: give its error text, then its exit.
-  if (exitCode === null) await new Promise((resolve) => master.on('exit', resolve));
-  const text = fs.readFileSync(paths.err, 'utf8').trim();
+  await exited;
+  const lines = fs
+    .readFileSync(paths.err, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '');
+  // The master's fatal line starts with 'tsrun: '; warnings and debug records around it stay in
+  // the log, which the message names when there is more to read there.
+  const fatal = lines.filter((l) => l.startsWith('tsrun: ')).pop() ?? lines.at(-1);
+  const more = lines.length > 1 ? ` (log: ${paths.err})` : '';
   throw new TsrunError(
-    `instance '${name}' failed to start${text === '' ? '' : `: ${text.replace(/^tsrun: /, '')}`}`,
+    `instance '${name}' failed to start${fatal === undefined ? '' : `: ${fatal.replace(/^tsrun: /, '')}`}${more}`,
     'ECHILD',
   );
 }
@@ -232,18 +255,22 @@ async function stopInstances(names: string[], flags: StopFlags): Promise<void> {
   const dir = instancesDir(ownerUid(flags.user));
   const known = instanceNames(dir);
   const targets = new Map<string, InstanceState>();
+  const missing: string[] = [];
   for (const glob of flags.all === true ? ['*'] : names) {
     const match = globToRegExp(glob);
     const found = known
       .filter((n) => match.test(n))
       .map((n) => runningState(dir, n))
       .filter((s): s is InstanceState => s !== undefined);
-    if (found.length === 0 && flags.all !== true) {
-      throw usageError(`no instance named '${glob}' is running`);
-    }
+    if (found.length === 0 && flags.all !== true) missing.push(glob);
     for (const s of found) targets.set(s.name, s);
   }
+  // The instances that were found stop; a name that was not is the command's error.
   await Promise.all([...targets.values()].map((s) => stopOne(dir, s, flags)));
+  if (missing.length > 0) {
+    const quoted = missing.map((m) => `'${m}'`).join(', ');
+    throw usageError(`no instance named ${quoted} is running`);
+  }
 }
 
 // -- join --------------------------------------------------------------------------------------
@@ -287,8 +314,12 @@ export function joinConfig(
       throw usageError(`${flag} cannot be used with ${uri}: the instance's container is made`);
     }
   }
-  if (typeof opts.home === 'string' || opts.init === false) {
-    throw usageError(`--home and --no-init cannot be used with ${uri}`);
+  const home = typeof opts.home === 'string' ? '--home' : opts.home === false ? '--no-home' : '';
+  if (home !== '') {
+    throw usageError(`${home} cannot be used with ${uri}: the instance's home is mounted`);
+  }
+  if (opts.init === false) {
+    throw usageError(`--no-init cannot be used with ${uri}: the instance's init is pid 1`);
   }
   const dir = instancesDir(owner);
   const state = runningState(dir, name);

@@ -153,7 +153,10 @@ export async function startContainer(
       TSRUN_JOIN_MOUNT_FD: String(JOIN_MOUNT_FD),
     });
     const withMount = { ...spec, fds: [...spec.fds, { fd: mountFd, target: JOIN_MOUNT_FD }] };
-    stage2 = withAmbient(withMount, starter, JOIN_CAPS);
+    // Root joining a user's instance is no id of its user namespace: only ambient capabilities
+    // cross the exec there, so they carry what the payload is to be given too (--fakeroot).
+    const payload = starter.capabilities.permitted;
+    stage2 = withAmbient(withMount, starter, [...new Set([...JOIN_CAPS, ...payload])]);
   }
   const flags = namespaceFlags(starter);
   log().verbose(

@@ -59,8 +59,11 @@ export function instanceStarted(c: ContainerProcess, engine: Engine): void {
   if (paths === undefined) return;
   const cfg = engine.common.engineConfig as TsrunEngineConfig;
   const user = cfg.user;
+  const name = cfg.instance?.name ?? path.basename(paths.state, '.json');
+  // Tells the masters of a user's instances apart in ps.
+  process.title = `tsrun: master instance ${name}`;
   writeState(paths, {
-    name: cfg.instance?.name ?? path.basename(paths.state, '.json'),
+    name,
     masterPid: process.pid,
     pid: c.pid,
     startTime: processStartTime(c.pid) ?? '',

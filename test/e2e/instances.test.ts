@@ -232,6 +232,29 @@ describe('instances', function () {
       "tsrun: --bind cannot be used with instance://used: the instance's container is made\n",
     );
     expect(bind.status).to.equal(255);
+    const noHome = tsrun(['exec', '--no-home', 'instance://used', 'true']);
+    expect(noHome.stderr).to.equal(
+      "tsrun: --no-home cannot be used with instance://used: the instance's home is mounted\n",
+    );
+    // The instances found stop; the name not found is the error.
+    const partial = tsrun(['instance', 'stop', 'used', 'nothere']);
+    expect(partial.stderr).to.equal("tsrun: no instance named 'nothere' is running\n");
+    expect(partial.status).to.equal(255);
+    expect(list()).to.deep.equal([]);
+  });
+
+  it('stops an instance whose start was interrupted, and exits with the signal', async () => {
+    const run = tsrunAsync(['instance', 'start', BUSYBOX, 'interrupted']);
+    // The wrapper has started the master (detached: Ctrl-C on a terminal reaches the wrapper).
+    const children = () =>
+      fs.readFileSync(`/proc/${run.pid}/task/${run.pid}/children`, 'utf8').trim();
+    await waitFor(() => children() !== '', 5000);
+    process.kill(run.pid, 'SIGINT');
+    const r = await run.done;
+    expect(r.stderr).to.equal("tsrun: instance 'interrupted' stopped: SIGINT while it started\n");
+    expect(r.status).to.equal(130);
+    expect(list()).to.deep.equal([]);
+    expect(pgrep('tsrun-init')).to.deep.equal([]);
   });
 
   it("fails with the instance's own error, leaving only its logs", () => {
@@ -242,6 +265,14 @@ describe('instances', function () {
     );
     const state = path.join(os.homedir(), '.tsrun', 'instances', os.hostname());
     expect(fs.readdirSync(state).filter((f) => f.startsWith('broken'))).to.deep.equal([]);
+    // With -d the log holds debug records too; the message is still the one fatal line.
+    const debug = tsrun(['-d', 'instance', 'start', path.join(dir, 'missing'), 'broken']);
+    expect(debug.status).to.equal(255);
+    const log = path.join(state, 'logs', 'broken.err');
+    expect(debug.stderr.trimEnd().split('\n').pop()).to.equal(
+      `tsrun: instance 'broken' failed to start: stage 1: image '${path.join(dir, 'missing')}' does not exist (log: ${log})`,
+    );
+    expect(fs.readFileSync(log, 'utf8')).to.match(/\bDEBUG: .*"stack":"TsrunError: stage 1: /);
   });
 
   it('sends SIGKILL after --timeout to an instance that ignores the signal', () => {
@@ -356,6 +387,23 @@ describe('instances', function () {
       } finally {
         fs.chmodSync('/dev/fuse', fuseMode);
       }
+    });
+
+    it("lets root join a user's --fakeroot instance as the root inside it", () => {
+      const start = asUser(['instance', 'start', '--fakeroot', BUSYBOX, 'fake']);
+      expect(start.stderr).to.equal('');
+      expect(start.status).to.equal(0);
+      const probe =
+        'id -u; grep CapEff /proc/self/status; touch /root/.tsrun-probe && rm /root/.tsrun-probe && echo wrote';
+      const own = asUser(['exec', 'instance://fake', 'sh', '-c', probe]);
+      expect(own.stderr).to.equal('');
+      const r = tsrun(['exec', `instance://${USER}/fake`, 'sh', '-c', probe]);
+      expect(r.stderr).to.equal('');
+      expect(r.status).to.equal(0);
+      expect(r.stdout, 'as the owner would').to.equal(own.stdout);
+      expect(r.stdout).to.match(/^0\nCapEff:\s+0*[1-9a-f][0-9a-f]*\nwrote\n$/);
+      expect(tsrun(['instance', 'stop', '--user', USER, 'fake']).status).to.equal(0);
+      expect(list(asUser)).to.deep.equal([]);
     });
 
     it("keeps users apart: a user neither lists, joins nor stops another's; root can", () => {
