@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <sys/types.h>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,7 @@ struct CloneRequest {
   std::vector<int> joinNs;
   uint32_t unshareFlags = 0;
   bool forkAfterJoin = false;
+  std::optional<std::vector<gid_t>> groups;  // set before joining, when present
   bool waitForRelease = false;
   ExecRequest main;
   std::optional<ExecRequest> rpc;
@@ -65,6 +67,7 @@ enum Step : int32_t {
   kStepCloseRange,
   kStepExecve,
   kStepUnshare,
+  kStepSetgroups,
 };
 
 // Which process of the clone failed.
@@ -111,6 +114,8 @@ struct ChildPlan {
   size_t joinCount;
   uint32_t unshareFlags;  // 0: none
   bool forkAfterJoin;     // fork once more after joining (a pid namespace), and wait
+  const gid_t *groups;    // supplementary groups set before joining
+  long groupCount;        // -1: leave the groups as they are
   int syncRead;  // -1 without waitForRelease
   int syncWrite;
   int statusRead;

@@ -200,6 +200,9 @@ void RunChild(const ChildPlan &plan) {
   SetPdeathSignal(plan.main.pdeathSignal, plan.parentPid, reporter);
   if (plan.syncRead != -1) WaitForRelease(plan.syncRead);
 
+  if (plan.groupCount >= 0) {
+    Must(syscall(SYS_setgroups, plan.groupCount, plan.groups), reporter, kStepSetgroups);
+  }
   for (size_t i = 0; i < plan.joinCount; i++) {
     Must(setns(plan.joinNs[i], 0), reporter, kStepSetns);
   }

@@ -120,6 +120,7 @@ const char *StepName(int32_t step) {
     case kStepCloseRange: return "close_range";
     case kStepExecve: return "execve";
     case kStepUnshare: return "unshare";
+    case kStepSetgroups: return "setgroups";
     default: return "clone child";
   }
 }
@@ -140,6 +141,8 @@ CloneResult StartClone(const CloneRequest &request) {
                  request.joinNs.size(),
                  request.unshareFlags,
                  request.forkAfterJoin,
+                 request.groups ? request.groups->data() : nullptr,
+                 request.groups ? static_cast<long>(request.groups->size()) : -1,
                  sync ? sync->Read() : -1,
                  sync ? sync->Write() : -1,
                  status.Read(),

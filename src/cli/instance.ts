@@ -129,10 +129,8 @@ export async function startInstance(
   }
   // The master said it failed, or died: give its error text, then its exit.
   await exited;
-  const lines = fs
-    .readFileSync(paths.err, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '');
+  const text = fs.existsSync(paths.err) ? fs.readFileSync(paths.err, 'utf8') : '';
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
   // The master's fatal line starts with 'tsrun: '; warnings and debug records around it stay in
   // the log, which the message names when there is more to read there.
   const fatal = lines.filter((l) => l.startsWith('tsrun: ')).pop() ?? lines.at(-1);
@@ -224,13 +222,30 @@ async function waitGone(dir: string, name: string, ms: number): Promise<boolean>
   }
 }
 
+/** How long a stop waits for an instance that is starting to come up. */
+const STARTING_MS = 30000;
+
+/** An instance that holds its lock but has no state yet is starting: waits until it is up. */
+async function startedState(dir: string, name: string): Promise<InstanceState | undefined> {
+  const paths = instancePaths(dir, name);
+  const deadline = Date.now() + STARTING_MS;
+  while (isRunning(paths) && Date.now() < deadline) {
+    await sleep(25);
+    const state = runningState(dir, name);
+    if (state !== undefined) return state;
+  }
+  return undefined;
+}
+
 async function stopOne(dir: string, s: InstanceState, flags: StopFlags): Promise<void> {
   const timeout = Number(flags.timeout ?? 10) * 1000;
-  if (flags.force === true) {
+  // SIGKILL to the master would skip its cleanup: to pid 1 it ends the instance as -F does.
+  const signal = signalNumber(flags.signal ?? 'SIGTERM');
+  if (flags.force === true || signal === 'SIGKILL' || signal === 9) {
     kill(s.pid, 'SIGKILL');
   } else {
     // The master forwards it to tsrun-init, which sends it to every process of the instance.
-    kill(s.masterPid, signalNumber(flags.signal ?? 'SIGTERM'));
+    kill(s.masterPid, signal);
   }
   if (await waitGone(dir, s.name, flags.force === true ? 10000 : timeout)) return;
   // Still there after the timeout: SIGKILL to pid 1 ends every process of the namespace.
@@ -244,7 +259,10 @@ async function stopOne(dir: string, s: InstanceState, flags: StopFlags): Promise
 }
 
 async function stopInstances(names: string[], flags: StopFlags): Promise<void> {
-  if (flags.signal !== undefined) signalNumber(flags.signal);
+  const signal = flags.signal === undefined ? undefined : signalNumber(flags.signal);
+  if (signal === 'SIGSTOP' || signal === 19) {
+    throw usageError(`--signal ${flags.signal}: it would freeze the instance, not stop it`);
+  }
   if (flags.timeout !== undefined && !/^\d+(\.\d+)?$/.test(flags.timeout)) {
     throw usageError(`--timeout '${flags.timeout}': expected seconds`);
   }
@@ -258,10 +276,11 @@ async function stopInstances(names: string[], flags: StopFlags): Promise<void> {
   const missing: string[] = [];
   for (const glob of flags.all === true ? ['*'] : names) {
     const match = globToRegExp(glob);
-    const found = known
-      .filter((n) => match.test(n))
-      .map((n) => runningState(dir, n))
-      .filter((s): s is InstanceState => s !== undefined);
+    const found: InstanceState[] = [];
+    for (const n of known.filter((k) => match.test(k))) {
+      const s = runningState(dir, n) ?? (await startedState(dir, n));
+      if (s !== undefined) found.push(s);
+    }
     if (found.length === 0 && flags.all !== true) missing.push(glob);
     for (const s of found) targets.set(s.name, s);
   }
@@ -307,8 +326,8 @@ export function joinConfig(
   const spec = uri.slice(INSTANCE_URI.length);
   const slash = spec.indexOf('/');
   const name = slash < 0 ? spec : spec.slice(slash + 1);
-  const owner = slash < 0 ? process.getuid!() : ownerUid(spec.slice(0, slash), uri);
   checkInstanceName(name);
+  const owner = slash < 0 ? process.getuid!() : ownerUid(spec.slice(0, slash), uri);
   for (const [key, flag] of NOT_FOR_JOIN) {
     if (opts[key] !== undefined && opts[key] !== false) {
       throw usageError(`${flag} cannot be used with ${uri}: the instance's container is made`);

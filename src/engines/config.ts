@@ -54,6 +54,8 @@ export interface StarterConfig {
    */
   joinMount?: string;
   forkAfterJoin?: boolean;
+  /** Supplementary groups the clone sets before joining (root joining a user's user namespace). */
+  joinGroups?: number[];
   /** Start the RPC server (not when joining an instance). */
   rpc: boolean;
   instance: boolean;

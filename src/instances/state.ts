@@ -9,8 +9,8 @@ import * as path from 'node:path';
 import { TsrunError, usageError } from '../common/errors';
 import { addon } from '../native/addon';
 
-/** Instance names: letters, digits, '-', '_' and '.', not starting with '.'. */
-export const INSTANCE_NAME = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
+/** Instance names: letters, digits, '-', '_' and '.', not starting with '.' or '-'. */
+export const INSTANCE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
 
 export interface InstanceState {
   name: string;
@@ -42,7 +42,7 @@ export interface InstancePaths {
 export function checkInstanceName(name: string): void {
   if (!INSTANCE_NAME.test(name)) {
     throw usageError(
-      `instance name '${name}' is invalid: use 1 to 128 letters, digits, '-', '_' and '.', not starting with '.'`,
+      `instance name '${name}' is invalid: use 1 to 128 letters, digits, '-', '_' and '.', not starting with '.' or '-'`,
     );
   }
 }
@@ -150,9 +150,17 @@ export function writeState(paths: InstancePaths, state: InstanceState): void {
   fs.renameSync(tmp, paths.state);
 }
 
-/** Removes the state and lock files of an instance whose lock `lockFd` holds (or that is gone). */
+/** Removes the state, lock and empty log files of an instance whose lock is held (or gone). */
 export function removeInstanceFiles(paths: InstancePaths): void {
   for (const file of [paths.state, paths.lock]) fs.rmSync(file, { force: true });
+  // Logs stay for reading, unless there is nothing in them.
+  for (const log of [paths.out, paths.err]) {
+    try {
+      if (fs.statSync(log).size === 0) fs.rmSync(log, { force: true });
+    } catch {
+      // Not there.
+    }
+  }
 }
 
 /**
@@ -168,6 +176,13 @@ export function cleanStale(paths: InstancePaths, name: string): boolean {
     throw err;
   }
   try {
+    // A master killed with SIGKILL ran no cleanup: its --apply-cgroups cgroups (root's) go here.
+    const state = readState(paths);
+    if (state?.containerID !== undefined && process.getuid!() === 0) {
+      const cgroups =
+        require('../engines/tsrun/cgroups') as typeof import('../engines/tsrun/cgroups');
+      cgroups.removeLeftCgroups(state.containerID);
+    }
     removeInstanceFiles(paths);
   } finally {
     fs.closeSync(fd);

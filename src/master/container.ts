@@ -174,6 +174,7 @@ export async function startContainer(
       flags,
       joinNs: joinFds,
       forkAfterJoin: starter.forkAfterJoin === true,
+      groups: starter.joinGroups,
       waitForRelease: true,
       main: stage2,
       rpc: starter.rpc

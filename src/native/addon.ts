@@ -40,6 +40,9 @@ export interface CloneSpec {
   // are. The cloned process then only waits for that child, forwarding signals, and ends as it
   // did; it closes every fd but stdio. Its pid stays the one to wait for and signal.
   forkAfterJoin?: boolean;
+  // Supplementary groups the child sets before it joins joinNs (root joining a user namespace
+  // where setgroups is denied: the groups it enters with are the ones the payload keeps).
+  groups?: number[];
   waitForRelease: boolean; // child blocks until release(); the caller writes id maps meanwhile
   main: ExecSpec; // what the cloned process execs
   // When present, the cloned process forks once more (after joining namespaces): the fork execs

@@ -8,6 +8,7 @@ import {
   BUSYBOX,
   DEBIAN,
   expectNothingLeftBehind,
+  leftCgroups,
   requireImage,
   tsrun,
   tsrunAsync,
@@ -15,20 +16,6 @@ import {
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
 const MiB = 1024 * 1024;
-
-/** The container cgroups under any hierarchy's tsrun/ folder (v1 and v2 alike). */
-function leftCgroups(): string[] {
-  const roots = [CGROUP_ROOT, ...fs.readdirSync(CGROUP_ROOT).map((d) => `${CGROUP_ROOT}/${d}`)];
-  return roots
-    .map((root) => `${root}/tsrun`)
-    .filter((dir) => fs.existsSync(dir))
-    .flatMap((dir) =>
-      fs
-        .readdirSync(dir, { withFileTypes: true })
-        .filter((e) => e.isDirectory())
-        .map((e) => `${dir}/${e.name}`),
-    );
-}
 
 /** Host paths of the container's cgroup per controller, from its /proc/self/cgroup lines. */
 function cgroupDirs(procSelfCgroup: string): Record<string, string> {

@@ -13,6 +13,7 @@ import {
   BUSYBOX,
   expectNoNewLoopDevices,
   expectNothingLeftBehind,
+  leftCgroups,
   requireImage,
   Result,
   SIF_FIXTURE,
@@ -101,7 +102,7 @@ describe('instances', function () {
     fs.writeFileSync(path.join(web, 'www', 'index.html'), 'hello from the instance\n');
     fs.writeFileSync(
       path.join(web, '.singularity.d', 'startscript'),
-      '#!/bin/sh\nexec httpd -f -p "127.0.0.1:$1" -h /www\n',
+      '#!/bin/sh\necho "serving on $1" >&2\nexec httpd -f -p "127.0.0.1:$1" -h /www\n',
       { mode: 0o755 },
     );
   });
@@ -139,7 +140,9 @@ describe('instances', function () {
     expect(await listening(port), 'port still taken').to.equal(false);
     expect(pgrep('httpd')).to.deep.equal([]);
     expect(list()).to.deep.equal([]);
-    expect(fs.existsSync(listed.logErrPath), 'the logs stay').to.equal(true);
+    // The log that holds something stays; an empty one goes.
+    expect(fs.readFileSync(listed.logErrPath, 'utf8')).to.equal(`serving on ${port}\n`);
+    expect(fs.existsSync(listed.logOutPath), 'empty stdout log').to.equal(false);
   });
 
   it("joins the instance's mount, pid, ipc and uts namespaces, with an exit code of its own", () => {
@@ -181,6 +184,35 @@ describe('instances', function () {
     const again = tsrun(['instance', 'start', BUSYBOX, 'k']);
     expect(again.stderr).to.equal('');
     expect(list().map((i) => i.instance)).to.deep.equal(['k']);
+  });
+
+  it('leaves no cgroup of an instance stopped with -s KILL, nor of one whose master was killed', async () => {
+    const limits = path.join(dir, 'pids.json');
+    fs.writeFileSync(limits, JSON.stringify({ pids: { limit: 50 } }));
+    expect(tsrun(['instance', 'start', '--apply-cgroups', limits, BUSYBOX, 'cg']).status).to.equal(
+      0,
+    );
+    expect(leftCgroups()).to.have.length(1);
+    // SIGKILL goes to pid 1, not to the master: the master still removes the cgroup.
+    const stop = tsrun(['instance', 'stop', '-s', 'KILL', 'cg']);
+    expect(stop.stderr).to.equal('');
+    expect(leftCgroups()).to.deep.equal([]);
+    expect(tsrun(['instance', 'start', '--apply-cgroups', limits, BUSYBOX, 'cg']).status).to.equal(
+      0,
+    );
+    const [listed] = list();
+    const master = Number(
+      fs.readFileSync(`/proc/${listed.pid}/stat`, 'utf8').split(') ')[1].split(' ')[1],
+    );
+    process.kill(master, 'SIGKILL');
+    await waitFor(() => !fs.existsSync(`/proc/${listed.pid}`), 5000);
+    // The next command that finds the instance stale removes what its master left.
+    expect(list()).to.deep.equal([]);
+    expect(leftCgroups()).to.deep.equal([]);
+    const freeze = tsrun(['instance', 'stop', '-s', 'STOP', 'cg']);
+    expect(freeze.stderr).to.equal(
+      'tsrun: --signal STOP: it would freeze the instance, not stop it\n',
+    );
   });
 
   it('starts 20 instances in parallel, lists them all and stops them all', async () => {
@@ -240,6 +272,18 @@ describe('instances', function () {
     const partial = tsrun(['instance', 'stop', 'used', 'nothere']);
     expect(partial.stderr).to.equal("tsrun: no instance named 'nothere' is running\n");
     expect(partial.status).to.equal(255);
+    expect(list()).to.deep.equal([]);
+  });
+
+  it('stops an instance that is still starting once it is up', async () => {
+    const state = path.join(os.homedir(), '.tsrun', 'instances', os.hostname());
+    const start = tsrunAsync(['instance', 'start', BUSYBOX, 'early']);
+    await waitFor(() => fs.existsSync(path.join(state, 'early.lock')), 5000);
+    expect(fs.existsSync(path.join(state, 'early.json')), 'already up').to.equal(false);
+    const stop = tsrun(['instance', 'stop', 'early']);
+    expect(stop.stderr).to.equal('');
+    expect(stop.status).to.equal(0);
+    expect((await start.done).status).to.equal(0);
     expect(list()).to.deep.equal([]);
   });
 
@@ -394,14 +438,14 @@ describe('instances', function () {
       expect(start.stderr).to.equal('');
       expect(start.status).to.equal(0);
       const probe =
-        'id -u; grep CapEff /proc/self/status; touch /root/.tsrun-probe && rm /root/.tsrun-probe && echo wrote';
+        'id -u; id -G; grep CapEff /proc/self/status; touch /root/.tsrun-probe && rm /root/.tsrun-probe && echo wrote';
       const own = asUser(['exec', 'instance://fake', 'sh', '-c', probe]);
       expect(own.stderr).to.equal('');
       const r = tsrun(['exec', `instance://${USER}/fake`, 'sh', '-c', probe]);
       expect(r.stderr).to.equal('');
       expect(r.status).to.equal(0);
       expect(r.stdout, 'as the owner would').to.equal(own.stdout);
-      expect(r.stdout).to.match(/^0\nCapEff:\s+0*[1-9a-f][0-9a-f]*\nwrote\n$/);
+      expect(r.stdout).to.match(/^0\n0\nCapEff:\s+0*[1-9a-f][0-9a-f]*\nwrote\n$/);
       expect(tsrun(['instance', 'stop', '--user', USER, 'fake']).status).to.equal(0);
       expect(list(asUser)).to.deep.equal([]);
     });
@@ -420,9 +464,13 @@ describe('instances', function () {
       expect(JSON.parse(byRoot.stdout).instances.map((i: Listed) => i.instance)).to.deep.equal([
         'users',
       ]);
-      const rootJoins = tsrun(['exec', `instance://${USER}/users`, 'id', '-un']);
+      const rootJoins = tsrun(['exec', `instance://${USER}/users`, 'id']);
       expect(rootJoins.stderr).to.equal('');
-      expect(rootJoins.stdout, 'root joins as the owner').to.equal(`${USER}\n`);
+      const own = asUser(['exec', 'instance://users', 'id']);
+      expect(own.stdout).to.match(
+        new RegExp(`^uid=\\d+\\(${USER}\\) gid=\\d+\\(${USER}\\) groups=`),
+      );
+      expect(rootJoins.stdout, 'root joins as the owner, with its groups').to.equal(own.stdout);
       const userNames = asUser(['exec', 'instance://root/roots', 'true']);
       expect(userNames.stderr).to.equal(
         "tsrun: instance://root/roots: only root may name another user's instances\n",

@@ -161,3 +161,18 @@ export function expectNoNewLoopDevices(): void {
   beforeEach(() => (before = loops()));
   afterEach(() => expect(loops(), 'loop devices').to.equal(before));
 }
+
+/** The container cgroups under any hierarchy's tsrun/ folder (v1 and v2 alike). */
+export function leftCgroups(): string[] {
+  const top = '/sys/fs/cgroup';
+  const roots = [top, ...fs.readdirSync(top).map((d) => `${top}/${d}`)];
+  return roots
+    .map((root) => `${root}/tsrun`)
+    .filter((dir) => fs.existsSync(dir))
+    .flatMap((dir) =>
+      fs
+        .readdirSync(dir, { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => `${dir}/${e.name}`),
+    );
+}

@@ -266,3 +266,20 @@ export class ContainerCgroup {
     }
   }
 }
+
+/**
+ * Removes the cgroups of a container whose master died without its cleanup (SIGKILL): the
+ * instance code calls it when it finds the master's state stale. Whatever still runs there is
+ * the dead container's and is killed first. Nothing happens for a directory that is not there.
+ */
+export function removeLeftCgroups(containerID: string, cfs: CgroupFs = hostCgroupFs): void {
+  if (!/^[0-9a-f]{8,64}$/.test(containerID)) return;
+  const layout = hostLayout(cfs);
+  const mounts = new Set([...Object.values(layout.v1), layout.v2?.mountPoint]);
+  const cgroup = new ContainerCgroup(containerID, cfs);
+  for (const mount of mounts) {
+    const dir = `${mount}/${CGROUP_PARENT}/${containerID}`;
+    if (mount !== undefined && cfs.exists(dir)) cgroup.dirs.push(dir);
+  }
+  if (cgroup.dirs.length > 0) cgroup.removeSync();
+}

@@ -81,6 +81,8 @@ export function prepareJoin(cfg: TsrunEngineConfig, starter: StarterConfig): voi
   // The instance's maps hold its owner's ids (the caller's own, unless root joins a user's
   // instance): the payload runs as the owner would, or as root inside with --fakeroot.
   const owner = caller.uid === join.uid ? caller : userInfoOf(join.uid);
+  // Groups cannot be set in there (setgroups is denied): root enters with the owner's.
+  if (owner !== caller) starter.joinGroups = owner.groups.map((g) => g.gid);
   const fakeroot = cfg.fakeroot === true;
   cfg.user = fakeroot ? fakeRootUser() : owner;
   preparePrivileges({ ...cfg, user: owner }, starter, bounding, admin.rootDefaultCapabilities);
