@@ -36,6 +36,14 @@ function asUser(args: string[]): Result {
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
+function homeOf(user: string): string | undefined {
+  const line = fs
+    .readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`${user}:`));
+  return line?.split(':')[5];
+}
+
 function pgrep(name: string): string[] {
   const r = spawnSync('pgrep', ['-x', name], { encoding: 'utf8' });
   return r.stdout.split('\n').filter((l) => l !== '');
@@ -106,9 +114,18 @@ describe('instances', function () {
       { mode: 0o755 },
     );
   });
+  const began = Date.now();
   this.afterAll(() => {
     tsrun(['instance', 'stop', '--all', '--force']);
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    // The logs these tests' instances kept (root's and the user's), written since they began.
+    for (const home of [os.homedir(), homeOf(USER)]) {
+      const logs = path.join(home ?? '/nonexistent', '.tsrun', 'instances', os.hostname(), 'logs');
+      if (!fs.existsSync(logs)) continue;
+      for (const f of fs.readdirSync(logs)) {
+        if (fs.statSync(path.join(logs, f)).mtimeMs >= began - 1000) fs.rmSync(path.join(logs, f));
+      }
+    }
   });
   // Tests that do not stop their instances leave it to this hook: stopped, they must be gone.
   afterEach(async () => {
