@@ -75,6 +75,15 @@ std::vector<int> ToFdArray(Napi::Value value, const std::string &name) {
   return result;
 }
 
+std::vector<gid_t> ToIdArray(Napi::Value value, const std::string &name) {
+  Napi::Array array = ToArray(value, name);
+  std::vector<gid_t> result;
+  for (uint32_t i = 0; i < array.Length(); i++) {
+    result.push_back(ToId(array.Get(i), name + "[" + std::to_string(i) + "]"));
+  }
+  return result;
+}
+
 Napi::Object ToObject(Napi::Value value, const std::string &name) {
   if (!value.IsObject() || value.IsArray()) Reject(value.Env(), name, "an object");
   return value.As<Napi::Object>();

@@ -4,6 +4,8 @@
 
 #include <napi.h>
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -26,6 +28,8 @@ std::string ToString(Napi::Value value, const std::string &name);
 std::optional<std::string> ToOptionalString(Napi::Value value, const std::string &name);
 std::vector<std::string> ToStringArray(Napi::Value value, const std::string &name);
 std::vector<int> ToFdArray(Napi::Value value, const std::string &name);
+// An array of uids or gids (ToId each).
+std::vector<gid_t> ToIdArray(Napi::Value value, const std::string &name);
 Napi::Object ToObject(Napi::Value value, const std::string &name);
 Napi::Array ToArray(Napi::Value value, const std::string &name);
 Napi::Buffer<uint8_t> ToBuffer(Napi::Value value, const std::string &name);

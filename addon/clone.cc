@@ -81,13 +81,7 @@ CloneRequest ToCloneRequest(Napi::Value value) {
   Napi::Value forkAfterJoin = spec.Get("forkAfterJoin");
   if (!IsAbsent(forkAfterJoin)) request.forkAfterJoin = ToBool(forkAfterJoin, "spec.forkAfterJoin");
   Napi::Value groups = spec.Get("groups");
-  if (!IsAbsent(groups)) {
-    Napi::Array array = ToArray(groups, "spec.groups");
-    request.groups.emplace();
-    for (uint32_t i = 0; i < array.Length(); i++) {
-      request.groups->push_back(ToId(array.Get(i), "spec.groups[" + std::to_string(i) + "]"));
-    }
-  }
+  if (!IsAbsent(groups)) request.groups = ToIdArray(groups, "spec.groups");
   request.waitForRelease = ToBool(spec.Get("waitForRelease"), "spec.waitForRelease");
   request.main = ToExecRequest(spec.Get("main"), "spec.main");
   if (!IsAbsent(spec.Get("rpc"))) request.rpc = ToExecRequest(spec.Get("rpc"), "spec.rpc");

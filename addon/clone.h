@@ -10,9 +10,10 @@
 //   1}) EOF: both exec'd
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
 #include <cstdint>
-#include <sys/types.h>
 #include <optional>
 #include <string>
 #include <vector>

@@ -36,12 +36,7 @@ Napi::Value Setresgid(const Napi::CallbackInfo &info) {
 }
 
 Napi::Value Setgroups(const Napi::CallbackInfo &info) {
-  Napi::Array array = ToArray(info[0], "gids");
-  std::vector<gid_t> gids;
-  for (uint32_t i = 0; i < array.Length(); i++) {
-    gids.push_back(ToId(array.Get(i), "gids[" + std::to_string(i) + "]"));
-  }
-  SetGroups(gids);
+  SetGroups(ToIdArray(info[0], "gids"));
   return info.Env().Undefined();
 }
 

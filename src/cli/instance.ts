@@ -118,9 +118,8 @@ export async function startInstance(
     const timer = setTimeout(() => kill(master.pid!, 'SIGKILL'), 10000);
     await exited;
     clearTimeout(timer);
-    const { SIGNALS } = require('../native/constants') as typeof import('../native/constants');
     throw new TsrunError(`instance '${name}' stopped: ${interrupted} while it started`, 'EINTR', {
-      exitCode: 128 + (SIGNALS[interrupted] ?? 0),
+      exitCode: 128 + signals()[interrupted],
     });
   }
   if (outcome === 'up') {
@@ -191,14 +190,18 @@ interface StopFlags {
   user?: string;
 }
 
-function signalNumber(spec: string): NodeJS.Signals | number {
-  const { SIGNALS } = require('../native/constants') as typeof import('../native/constants');
+function signalNumber(spec: string): number {
   if (/^\d+$/.test(spec) && Number(spec) > 0 && Number(spec) < 65) return Number(spec);
   const name = spec.toUpperCase().startsWith('SIG')
     ? spec.toUpperCase()
     : `SIG${spec.toUpperCase()}`;
-  if (SIGNALS[name] === undefined) throw usageError(`--signal '${spec}': unknown signal`);
-  return name as NodeJS.Signals;
+  if (signals()[name] === undefined) throw usageError(`--signal '${spec}': unknown signal`);
+  return signals()[name];
+}
+
+/** The signal numbers, loaded when a command needs them. */
+function signals(): Record<string, number> {
+  return (require('../native/constants') as typeof import('../native/constants')).SIGNALS;
 }
 
 function kill(pid: number, signal: NodeJS.Signals | number): void {
@@ -237,11 +240,15 @@ async function startedState(dir: string, name: string): Promise<InstanceState | 
   return undefined;
 }
 
-async function stopOne(dir: string, s: InstanceState, flags: StopFlags): Promise<void> {
+async function stopOne(
+  dir: string,
+  s: InstanceState,
+  flags: StopFlags,
+  signal: number,
+): Promise<void> {
   const timeout = Number(flags.timeout ?? 10) * 1000;
   // SIGKILL to the master would skip its cleanup: to pid 1 it ends the instance as -F does.
-  const signal = signalNumber(flags.signal ?? 'SIGTERM');
-  if (flags.force === true || signal === 'SIGKILL' || signal === 9) {
+  if (flags.force === true || signal === signals().SIGKILL) {
     kill(s.pid, 'SIGKILL');
   } else {
     // The master forwards it to tsrun-init, which sends it to every process of the instance.
@@ -259,8 +266,8 @@ async function stopOne(dir: string, s: InstanceState, flags: StopFlags): Promise
 }
 
 async function stopInstances(names: string[], flags: StopFlags): Promise<void> {
-  const signal = flags.signal === undefined ? undefined : signalNumber(flags.signal);
-  if (signal === 'SIGSTOP' || signal === 19) {
+  const signal = signalNumber(flags.signal ?? 'SIGTERM');
+  if (signal === signals().SIGSTOP) {
     throw usageError(`--signal ${flags.signal}: it would freeze the instance, not stop it`);
   }
   if (flags.timeout !== undefined && !/^\d+(\.\d+)?$/.test(flags.timeout)) {
@@ -285,7 +292,7 @@ async function stopInstances(names: string[], flags: StopFlags): Promise<void> {
     for (const s of found) targets.set(s.name, s);
   }
   // The instances that were found stop; a name that was not is the command's error.
-  await Promise.all([...targets.values()].map((s) => stopOne(dir, s, flags)));
+  await Promise.all([...targets.values()].map((s) => stopOne(dir, s, flags, signal)));
   if (missing.length > 0) {
     const quoted = missing.map((m) => `'${m}'`).join(', ');
     throw usageError(`no instance named ${quoted} is running`);

@@ -9,6 +9,7 @@ import {
   DEBIAN,
   expectNothingLeftBehind,
   leftCgroups,
+  parentOf,
   requireImage,
   tsrun,
   tsrunAsync,
@@ -34,14 +35,6 @@ function commandLine(pid: number): string {
     return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
   } catch {
     return '';
-  }
-}
-
-function parentOf(pid: number): number {
-  try {
-    return Number(/^PPid:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
-  } catch {
-    return 0;
   }
 }
 

@@ -14,6 +14,7 @@ import {
   expectNoNewLoopDevices,
   expectNothingLeftBehind,
   leftCgroups,
+  parentOf,
   requireImage,
   Result,
   SIF_FIXTURE,
@@ -42,6 +43,11 @@ function homeOf(user: string): string | undefined {
     .split('\n')
     .find((l) => l.startsWith(`${user}:`));
   return line?.split(':')[5];
+}
+
+/** Where the instances of the user whose home is `home` keep their state. */
+function stateDir(home = os.homedir()): string {
+  return path.join(home, '.tsrun', 'instances', os.hostname());
 }
 
 function pgrep(name: string): string[] {
@@ -120,7 +126,7 @@ describe('instances', function () {
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
     // The logs these tests' instances kept (root's and the user's), written since they began.
     for (const home of [os.homedir(), homeOf(USER)]) {
-      const logs = path.join(home ?? '/nonexistent', '.tsrun', 'instances', os.hostname(), 'logs');
+      const logs = path.join(stateDir(home ?? '/nonexistent'), 'logs');
       if (!fs.existsSync(logs)) continue;
       for (const f of fs.readdirSync(logs)) {
         if (fs.statSync(path.join(logs, f)).mtimeMs >= began - 1000) fs.rmSync(path.join(logs, f));
@@ -188,12 +194,10 @@ describe('instances', function () {
 
   it('lists a killed master as gone, and starts a new instance of the same name', async () => {
     expect(tsrun(['instance', 'start', BUSYBOX, 'k']).status).to.equal(0);
-    const state = JSON.parse(
-      fs.readFileSync(
-        path.join(os.homedir(), '.tsrun', 'instances', os.hostname(), 'k.json'),
-        'utf8',
-      ),
-    ) as { masterPid: number; pid: number };
+    const state = JSON.parse(fs.readFileSync(path.join(stateDir(), 'k.json'), 'utf8')) as {
+      masterPid: number;
+      pid: number;
+    };
     process.kill(state.masterPid, 'SIGKILL');
     // The container dies with its master (parent-death signal).
     await waitFor(() => !fs.existsSync(`/proc/${state.pid}`), 5000);
@@ -218,9 +222,7 @@ describe('instances', function () {
       0,
     );
     const [listed] = list();
-    const master = Number(
-      fs.readFileSync(`/proc/${listed.pid}/stat`, 'utf8').split(') ')[1].split(' ')[1],
-    );
+    const master = parentOf(listed.pid);
     process.kill(master, 'SIGKILL');
     await waitFor(() => !fs.existsSync(`/proc/${listed.pid}`), 5000);
     // The next command that finds the instance stale removes what its master left.
@@ -293,7 +295,7 @@ describe('instances', function () {
   });
 
   it('stops an instance that is still starting once it is up', async () => {
-    const state = path.join(os.homedir(), '.tsrun', 'instances', os.hostname());
+    const state = stateDir();
     const start = tsrunAsync(['instance', 'start', BUSYBOX, 'early']);
     await waitFor(() => fs.existsSync(path.join(state, 'early.lock')), 5000);
     expect(fs.existsSync(path.join(state, 'early.json')), 'already up').to.equal(false);
@@ -324,7 +326,7 @@ describe('instances', function () {
     expect(r.stderr).to.equal(
       `tsrun: instance 'broken' failed to start: stage 1: image '${path.join(dir, 'missing')}' does not exist\n`,
     );
-    const state = path.join(os.homedir(), '.tsrun', 'instances', os.hostname());
+    const state = stateDir();
     expect(fs.readdirSync(state).filter((f) => f.startsWith('broken'))).to.deep.equal([]);
     // With -d the log holds debug records too; the message is still the one fatal line.
     const debug = tsrun(['-d', 'instance', 'start', path.join(dir, 'missing'), 'broken']);
@@ -436,9 +438,7 @@ describe('instances', function () {
         expect(pgrep('squashfuse')).to.deep.equal([]);
         expect(asUser(['instance', 'start', SIF_FIXTURE, 'usif']).status).to.equal(0);
         const [listed] = list(asUser);
-        const master = Number(
-          fs.readFileSync(`/proc/${listed.pid}/stat`, 'utf8').split(') ')[1].split(' ')[1],
-        );
+        const master = parentOf(listed.pid);
         process.kill(master, 'SIGKILL');
         await waitFor(
           () => pgrep('squashfuse').length === 0 && !fs.existsSync(`/proc/${listed.pid}`),

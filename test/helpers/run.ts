@@ -176,3 +176,12 @@ export function leftCgroups(): string[] {
         .map((e) => `${dir}/${e.name}`),
     );
 }
+
+/** The parent pid of `pid`, from /proc; 0 when it is gone. */
+export function parentOf(pid: number): number {
+  try {
+    return Number(/^PPid:\s*(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+  } catch {
+    return 0;
+  }
+}
