@@ -18,3 +18,18 @@ if [[ "$(id -u)" == 0 ]] && ! id tsrun-test >/dev/null 2>&1; then
   say "adding the unprivileged test user tsrun-test"
   useradd --create-home --shell /bin/sh --comment 'tsrun tests' tsrun-test
 fi
+
+# The user-namespace tests run this checkout's bin/tsrun and read ../shared as tsrun-test. A
+# checkout below a folder that user may not search (a `mktemp -d` folder is mode 0700) would make
+# them skip: such a folder gets an ACL entry giving tsrun-test alone search (x) permission.
+if [[ "$(id -u)" == 0 ]] && id tsrun-test >/dev/null 2>&1; then
+  dir="$REPO_ROOT"
+  while [[ "$dir" != / ]]; do
+    if ! setpriv --reuid tsrun-test --regid tsrun-test --init-groups test -x "$dir"; then
+      need_packages acl
+      say "letting tsrun-test search $dir (setfacl -m u:tsrun-test:x)"
+      setfacl -m u:tsrun-test:x "$dir"
+    fi
+    dir="$(dirname "$dir")"
+  done
+fi
