@@ -19,17 +19,24 @@ if [[ "$(id -u)" == 0 ]] && ! id tsrun-test >/dev/null 2>&1; then
   useradd --create-home --shell /bin/sh --comment 'tsrun tests' tsrun-test
 fi
 
-# The user-namespace tests run this checkout's bin/tsrun and read ../shared as tsrun-test. A
-# checkout below a folder that user may not search (a `mktemp -d` folder is mode 0700) would make
-# them skip: such a folder gets an ACL entry giving tsrun-test alone search (x) permission.
-if [[ "$(id -u)" == 0 ]] && id tsrun-test >/dev/null 2>&1; then
+# Some tests run this checkout's bin/tsrun (and read ../shared) as tsrun-test or as nobody. A
+# checkout below a folder those users may not search (a `mktemp -d` folder is mode 0700) would
+# make them fail or skip: such a folder gets an ACL entry giving each of them search (x)
+# permission, and nothing more. Checked from / down, since a folder's check needs its parents.
+if [[ "$(id -u)" == 0 ]]; then
+  folders=()
   dir="$REPO_ROOT"
   while [[ "$dir" != / ]]; do
-    if ! setpriv --reuid tsrun-test --regid tsrun-test --init-groups test -x "$dir"; then
-      need_packages acl
-      say "letting tsrun-test search $dir (setfacl -m u:tsrun-test:x)"
-      setfacl -m u:tsrun-test:x "$dir"
-    fi
+    folders=("$dir" "${folders[@]}")
     dir="$(dirname "$dir")"
+  done
+  for user in tsrun-test nobody; do
+    id "$user" >/dev/null 2>&1 || continue
+    for dir in "${folders[@]}"; do
+      setpriv --reuid "$user" --regid "$(id -g "$user")" --clear-groups test -x "$dir" && continue
+      need_packages acl
+      say "letting $user search $dir (setfacl -m u:$user:x)"
+      setfacl -m "u:$user:x" "$dir"
+    done
   done
 fi
